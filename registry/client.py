@@ -1,0 +1,51 @@
+"""Opening a registry by URL, and registering a file (bytes first, then metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from registry.artifacts import ArtifactStore, LocalArtifactStore
+from registry.config import Settings
+from registry.errors import InvalidInput
+from registry.models import ModelVersion, VersionCreate, check_model_name
+from registry.store.base import RegistryStore
+
+
+def connect(url: str | None = None, *, settings: Settings | None = None) -> RegistryStore:
+    """The registry at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
+    settings = settings or Settings.from_env()
+    target = url or settings.registry_url
+    if target.startswith(("sqlite:", "postgresql:", "postgresql+")):
+        from registry.store.sql import SqlStore
+
+        return SqlStore(target, actor=settings.actor)
+    raise InvalidInput(f"unsupported registry URL {target!r}: use sqlite:///… or postgresql://…")
+
+
+def open_artifacts(settings: Settings) -> ArtifactStore:
+    return LocalArtifactStore(settings.artifact_root)
+
+
+def register_file(
+    store: RegistryStore,
+    artifacts: ArtifactStore,
+    name: str,
+    path: Path,
+    meta: VersionCreate | dict[str, Any],
+    *,
+    format: str | None = None,
+) -> ModelVersion:
+    """Validate everything, store the bytes, then register the version.
+
+    Bytes go first so a registered version never points at missing bytes; a
+    failure after the upload leaves only an unreferenced content-addressed blob.
+    """
+    check_model_name(name)
+    meta = VersionCreate.parse(meta)
+    artifact = artifacts.put_file(Path(path), format=format or _format_of(Path(path)))
+    return store.register(name, artifact, meta)
+
+
+def _format_of(path: Path) -> str:
+    return {".skops": "skops", ".onnx": "onnx", ".json": "json"}.get(path.suffix.lower(), "binary")

@@ -1,0 +1,349 @@
+"""Domain schemas: what a user writes (``*Create``) and what the registry returns.
+
+Input shapes validate once, here, at the edge; everything below trusts them.
+Output shapes are frozen plain objects, never ORM rows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from registry.errors import InvalidInput
+
+
+class Stage(StrEnum):
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, text: str) -> Stage:
+        for stage in cls:
+            if stage.value.lower() == text.strip().lower():
+                return stage
+        choices = ", ".join(s.value for s in cls)
+        raise InvalidInput(f"unknown stage {text!r}; expected one of {choices}")
+
+
+_SEGMENT = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+MODEL_NAME_RE = re.compile(rf"^{_SEGMENT}(?:/{_SEGMENT})?$")
+ALIAS_RE = re.compile(rf"^{_SEGMENT}$")
+# Keys are addressed as ``metrics.K`` in the filter language, so they must lex as one word.
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+# Aliases that would read as a stage are reserved: ``model@production`` always means the stage.
+RESERVED_ALIASES = frozenset(s.value.lower() for s in Stage) | {"latest"}
+
+DTYPES = frozenset(
+    [
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "category",
+        "string",
+        "object",
+        "datetime64[ns]",
+        "datetime64[us]",
+        "datetime64[ms]",
+        "datetime64[s]",
+        "timedelta64[ns]",
+        "date",
+    ]
+)
+
+
+def check_model_name(name: str) -> str:
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid model name {name!r}: use lowercase letters, digits and '-' "
+            "(1-64 chars, no leading/trailing '-'), optionally 'namespace/name'"
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+        raise InvalidInput(
+            f"invalid alias {alias!r}: use lowercase letters, digits and '-' (1-64 chars)"
+        )
+    if alias in RESERVED_ALIASES:
+        raise InvalidInput(
+            f"alias {alias!r} is reserved: it names a stage; use promote/rollback to move it"
+        )
+    return alias
+
+
+def check_key(key: str, what: str) -> str:
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise InvalidInput(
+            f"invalid {what} key {key!r}: start with a letter or '_', then letters, "
+            "digits, '_', '.', '-' (at most 128 chars)"
+        )
+    return key
+
+
+def check_version(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInput(f"invalid version {version!r}: expected a whole number >= 1")
+    return version
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line out of pydantic's multi-line report: the first problem and where."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    msg = first.get("msg", "invalid value")
+    more = len(exc.errors()) - 1
+    tail = f" (+{more} more)" if more else ""
+    return f"{where}: {msg}{tail}" if where else f"{msg}{tail}"
+
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Input):
+    name: ShortText
+    dtype: str
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in DTYPES:
+            raise ValueError(f"unknown dtype {value!r}; expected one of {sorted(DTYPES)}")
+        return value
+
+
+class Signature(_Input):
+    """Ordered input features, target and preprocessing version of a model."""
+
+    features: list[Feature] = Field(min_length=1)
+    target: Feature | None = None
+    preprocessing_version: ShortText | None = None
+
+    @field_validator("features")
+    @classmethod
+    def _unique_names(cls, features: list[Feature]) -> list[Feature]:
+        seen: set[str] = set()
+        for feature in features:
+            if feature.name in seen:
+                raise ValueError(f"feature {feature.name!r} appears twice")
+            seen.add(feature.name)
+        return features
+
+
+class DatasetRef(_Input):
+    name: ShortText
+    version: ShortText
+    fingerprint: ShortText | None = None
+    rows: int | None = Field(default=None, ge=0)
+    date_range: tuple[date, date] | None = None
+
+    @field_validator("date_range")
+    @classmethod
+    def _ordered(cls, value: tuple[date, date] | None) -> tuple[date, date] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("date_range starts after it ends")
+        return value
+
+
+class CodeRef(_Input):
+    repository: ShortText | None = None
+    commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{4,64}$")] | None = None
+    branch: ShortText | None = None
+
+
+class Lineage(_Input):
+    datasets: list[DatasetRef] = Field(default_factory=list)
+    feature_pipeline: ShortText | None = None
+    code: CodeRef | None = None
+
+
+class Environment(_Input):
+    python: ShortText | None = None
+    packages: dict[ShortText, ShortText] = Field(default_factory=dict)
+
+
+ParamValue = str | int | float | bool | None
+
+
+class VersionCreate(_Input):
+    """Registration metadata as a training run writes it (``meta.json``)."""
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    tags: dict[str, Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=dict
+    )
+    signature: Signature | None = None
+    lineage: Lineage = Field(default_factory=Lineage)
+    environment: Environment = Field(default_factory=Environment)
+    run_id: ShortText | None = None
+    idempotency_key: ShortText | None = None
+    description: Annotated[str, StringConstraints(max_length=4096)] | None = None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _finite_metrics(cls, metrics: Any) -> Any:
+        if not isinstance(metrics, dict):
+            return metrics
+        for key, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"metric {key!r} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"metric {key!r} must be finite, got {value!r}")
+        return metrics
+
+    @field_validator("params")
+    @classmethod
+    def _finite_params(cls, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"param {key!r} must be finite, got {value!r}")
+            if isinstance(value, str) and len(value) > 4096:
+                raise ValueError(f"param {key!r} is longer than 4096 characters")
+        return params
+
+    @model_validator(mode="after")
+    def _keys(self) -> VersionCreate:
+        for what, mapping in (
+            ("metric", self.metrics),
+            ("param", self.params),
+            ("tag", self.tags),
+        ):
+            for key in mapping:
+                if not KEY_RE.match(key):
+                    raise ValueError(f"invalid {what} key {key!r}")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any) -> VersionCreate:
+        """Validate user metadata; any problem becomes one ``InvalidInput`` line."""
+        if isinstance(data, VersionCreate):
+            return data
+        if not isinstance(data, dict):
+            raise InvalidInput("metadata must be a JSON object")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput(f"invalid metadata: {validation_message(exc)}") from exc
+
+
+class ArtifactRef(_Input):
+    """Where a version's bytes live and how to check them."""
+
+    uri: ShortText
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+    format: ShortText = "skops"
+
+
+# ---------------------------------------------------------------- outputs
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ModelVersion(_Output):
+    name: str
+    version: int
+    stage: Stage
+    aliases: tuple[str, ...] = ()
+    artifact: ArtifactRef
+    signature: Signature | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    environment: Environment = Field(default_factory=Environment)
+    run_id: str | None = None
+    idempotency_key: str | None = None
+    description: str | None = None
+    created_by: str
+    created_at: datetime
+
+
+EventKind = Literal[
+    "model.created",
+    "version.registered",
+    "stage",
+    "alias",
+    "rollback",
+    "tags",
+    "description",
+]
+
+
+class Event(_Output):
+    """One entry of the append-only log: the audit trail and the change feed."""
+
+    seq: int
+    at: datetime
+    model: str
+    version: int | None
+    kind: str
+    subject: str | None = None
+    from_value: str | None = None
+    to_value: str | None = None
+    actor: str
+    reason: str | None = None
+    generation: int
+
+
+class RegisteredModel(_Output):
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    generation: int
+    latest_version: int
+    production: int | None = None
+    staging: tuple[int, ...] = ()
+    aliases: dict[str, int] = Field(default_factory=dict)
+    created_at: datetime
+    last_event: Event | None = None
+
+
+class PointerChange(_Output):
+    """What a stage, alias or rollback call did: the new generation and its events."""
+
+    name: str
+    generation: int
+    events: tuple[Event, ...]
+
+
+class LineageHit(_Output):
+    name: str
+    version: int
+    stage: Stage
+    in_production: bool
+    datasets: tuple[str, ...] = ()
+    feature_pipeline: str | None = None
+    code_commit: str | None = None
+    created_at: datetime

@@ -1,0 +1,158 @@
+"""The registry store interface: what every backend (SQL, HTTP) provides.
+
+Documented here once; implementations do not repeat these docstrings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime
+
+from registry.models import (
+    ArtifactRef,
+    Event,
+    LineageHit,
+    ModelVersion,
+    PointerChange,
+    RegisteredModel,
+    Stage,
+    VersionCreate,
+)
+
+
+class RegistryStore(ABC):
+    """Models, versions, pointers (stages and aliases) and the event log.
+
+    Every pointer change is a compare-and-swap on the model's ``generation``:
+    pass ``expected_generation`` and a stale value raises ``Conflict`` with
+    nothing changed. Every change appends events in the same transaction.
+    """
+
+    actor: str
+
+    # -- models and versions ------------------------------------------------
+    @abstractmethod
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        """Create a registered model; ``Conflict`` if the name exists."""
+
+    @abstractmethod
+    def get_model(self, name: str) -> RegisteredModel:
+        """The model with its current pointers; ``NotFound`` if absent."""
+
+    @abstractmethod
+    def list_models(self) -> list[RegisteredModel]:
+        """Every model with what serves in Production now, staging, aliases, last change."""
+
+    @abstractmethod
+    def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
+        """Register a new version (creating the model on first use).
+
+        The version number is allocated without gaps or duplicates under
+        concurrent registrants. Replaying an ``idempotency_key`` returns the
+        version it created (``Conflict`` if the artifact differs).
+        """
+
+    @abstractmethod
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """One version; ``NotFound`` if absent."""
+
+    @abstractmethod
+    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+        """Versions of a model, newest first."""
+
+    @abstractmethod
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Change the mutable parts of a version (a ``None`` tag value deletes it)."""
+
+    # -- pointers -------------------------------------------------------------
+    @abstractmethod
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+    ) -> PointerChange:
+        """Move a version to ``stage`` (None → Staging → Production → Archived).
+
+        Promoting to Production archives the previous Production version in
+        the same transaction. Moving to the stage it is already in changes nothing.
+        """
+
+    @abstractmethod
+    def set_aliases(
+        self,
+        name: str,
+        moves: Mapping[str, int | None],
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+    ) -> PointerChange:
+        """Point several aliases at versions (``None`` deletes) in one atomic change."""
+
+    @abstractmethod
+    def rollback(
+        self,
+        name: str,
+        *,
+        to: int | None = None,
+        expected_generation: int | None = None,
+        reason: str,
+    ) -> PointerChange:
+        """Put back the previous Production version (or ``to``, if it once served).
+
+        The current Production version is archived; one ``rollback`` event records it.
+        """
+
+    @abstractmethod
+    def resolve(self, name: str, ref: str | int) -> int:
+        """A version number for ``ref``: a number, a stage, ``latest`` or an alias."""
+
+    # -- events ---------------------------------------------------------------
+    @abstractmethod
+    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
+        """Events with ``seq > since`` in sequence order: the change feed."""
+
+    @abstractmethod
+    def history(self, name: str) -> list[Event]:
+        """Every event of one model, oldest first: the audit trail."""
+
+    @abstractmethod
+    def production_at(self, name: str, at: datetime) -> int | None:
+        """The version that served in Production at ``at`` (None if none did)."""
+
+    # -- queries --------------------------------------------------------------
+    @abstractmethod
+    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+        """Versions matching the filter language of ``registry.search``."""
+
+    @abstractmethod
+    def lineage_impact(
+        self,
+        *,
+        dataset: str | None = None,
+        pipeline: str | None = None,
+        commit: str | None = None,
+    ) -> list[LineageHit]:
+        """Versions that used a dataset (``name``, ``name@v``, ``name@v1..v2``),
+        feature pipeline version or code commit (prefix), and which serve now."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

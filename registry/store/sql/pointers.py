@@ -1,0 +1,297 @@
+"""Pointers: stages, aliases and rollback, each a compare-and-swap on the generation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
+from registry.models import (
+    RESERVED_ALIASES,
+    Event,
+    PointerChange,
+    Stage,
+    check_alias,
+    check_model_name,
+    check_version,
+)
+from registry.policy import ProductionChange, check_transition, choose_rollback_target
+from registry.store.sql.common import (
+    LockedModel,
+    append_event,
+    bump_generation,
+    lock_model,
+    utcnow,
+    version_id,
+)
+from registry.store.sql.engine import Database
+from registry.store.sql.schema import (
+    aliases_table,
+    events_table,
+    models_table,
+    versions_table,
+)
+
+
+class PointersMixin:
+    db: Database
+    actor: str
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+    ) -> PointerChange:
+        check_model_name(name)
+        check_version(version)
+        stage = Stage(stage)
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            vid, current = version_id(conn, model.id, version, name)
+            if current == stage:
+                return PointerChange(name=name, generation=model.generation, events=())
+            decision = check_transition(version, current, stage)
+            if not decision.ok:
+                raise Conflict(decision.reasons[0])
+            generation = bump_generation(conn, model, expected_generation)
+            now = utcnow()
+            events: list[Event] = []
+            if stage == Stage.PRODUCTION:
+                events += self._archive_production(conn, model, generation, reason, now)
+            self._set_stage(conn, vid, stage)
+            events.append(
+                append_event(
+                    conn,
+                    model,
+                    kind="stage",
+                    actor=self.actor,
+                    generation=generation,
+                    version=version,
+                    subject="stage",
+                    from_value=current.value,
+                    to_value=stage.value,
+                    reason=reason,
+                    at=now,
+                )
+            )
+        return PointerChange(name=name, generation=generation, events=tuple(events))
+
+    def _archive_production(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        generation: int,
+        reason: str | None,
+        now: object,
+    ) -> list[Event]:
+        events = []
+        for row in conn.execute(
+            select(versions_table.c.id, versions_table.c.version).where(
+                versions_table.c.model_id == model.id,
+                versions_table.c.stage == Stage.PRODUCTION.value,
+            )
+        ).all():
+            self._set_stage(conn, row.id, Stage.ARCHIVED)
+            events.append(
+                append_event(
+                    conn,
+                    model,
+                    kind="stage",
+                    actor=self.actor,
+                    generation=generation,
+                    version=row.version,
+                    subject="stage",
+                    from_value=Stage.PRODUCTION.value,
+                    to_value=Stage.ARCHIVED.value,
+                    reason=reason,
+                    at=now,  # type: ignore[arg-type]
+                )
+            )
+        return events
+
+    @staticmethod
+    def _set_stage(conn: Connection, vid: int, stage: Stage) -> None:
+        conn.execute(
+            update(versions_table).where(versions_table.c.id == vid).values(stage=stage.value)
+        )
+
+    # ------------------------------------------------------------ aliases
+
+    def set_aliases(
+        self,
+        name: str,
+        moves: Mapping[str, int | None],
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+    ) -> PointerChange:
+        check_model_name(name)
+        if not moves:
+            raise InvalidInput("no alias changes given")
+        for alias, target in moves.items():
+            check_alias(alias)
+            if target is not None:
+                check_version(target)
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            current = self._alias_targets(conn, model.id)
+            changes = {a: t for a, t in moves.items() if current.get(a) != t}
+            for alias, target in changes.items():
+                if target is None and alias not in current:
+                    raise NotFound(f"alias {alias!r} of model {name!r} not found")
+            if not changes:
+                return PointerChange(name=name, generation=model.generation, events=())
+            resolved = {a: version_id(conn, model.id, t, name)[0] for a, t in changes.items() if t}
+            generation = bump_generation(conn, model, expected_generation)
+            now = utcnow()
+            events = []
+            for alias, target in changes.items():
+                conn.execute(
+                    delete(aliases_table).where(
+                        aliases_table.c.model_id == model.id,
+                        aliases_table.c.alias == alias,
+                    )
+                )
+                if target is not None:
+                    conn.execute(
+                        insert(aliases_table).values(
+                            model_id=model.id, alias=alias, version_id=resolved[alias]
+                        )
+                    )
+                old = current.get(alias)
+                events.append(
+                    append_event(
+                        conn,
+                        model,
+                        kind="alias",
+                        actor=self.actor,
+                        generation=generation,
+                        version=target,
+                        subject=alias,
+                        from_value=None if old is None else str(old),
+                        to_value=None if target is None else str(target),
+                        reason=reason,
+                        at=now,
+                    )
+                )
+        return PointerChange(name=name, generation=generation, events=tuple(events))
+
+    @staticmethod
+    def _alias_targets(conn: Connection, model_id: int) -> dict[str, int]:
+        rows = conn.execute(
+            select(aliases_table.c.alias, versions_table.c.version)
+            .join(versions_table, versions_table.c.id == aliases_table.c.version_id)
+            .where(aliases_table.c.model_id == model_id)
+        )
+        return {r.alias: r.version for r in rows}
+
+    # ------------------------------------------------------------ rollback
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        to: int | None = None,
+        expected_generation: int | None = None,
+        reason: str,
+    ) -> PointerChange:
+        check_model_name(name)
+        if to is not None:
+            check_version(to)
+        if not reason or not reason.strip():
+            raise InvalidInput("a rollback needs a reason")
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            current = conn.execute(
+                select(versions_table.c.id, versions_table.c.version).where(
+                    versions_table.c.model_id == model.id,
+                    versions_table.c.stage == Stage.PRODUCTION.value,
+                )
+            ).first()
+            decision = choose_rollback_target(
+                production_timeline(conn, model.id),
+                current.version if current else None,
+                to,
+            )
+            if not decision.ok:
+                raise GateRefused(
+                    f"cannot roll back {name!r}: {decision.reasons[0]}",
+                    decision.reasons,
+                )
+            target = int(decision.evidence["target"])
+            target_id, _ = version_id(conn, model.id, target, name)
+            generation = bump_generation(conn, model, expected_generation)
+            if current is not None:
+                self._set_stage(conn, current.id, Stage.ARCHIVED)
+            self._set_stage(conn, target_id, Stage.PRODUCTION)
+            event = append_event(
+                conn,
+                model,
+                kind="rollback",
+                actor=self.actor,
+                generation=generation,
+                version=target,
+                subject="Production",
+                from_value=str(current.version) if current else None,
+                to_value=str(target),
+                reason=reason,
+            )
+        return PointerChange(name=name, generation=generation, events=(event,))
+
+    # ------------------------------------------------------------ resolve
+
+    def resolve(self, name: str, ref: str | int) -> int:
+        v, m = versions_table, models_table
+        query = select(v.c.version).join(m, m.c.id == v.c.model_id).where(m.c.name == name)
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            query = query.where(v.c.version == int(ref))
+        elif ref == "latest":
+            query = query.order_by(v.c.version.desc()).limit(1)
+        elif ref in RESERVED_ALIASES:
+            query = (
+                query.where(v.c.stage == Stage.parse(ref).value)
+                .order_by(v.c.version.desc())
+                .limit(1)
+            )
+        else:
+            query = (
+                select(v.c.version)
+                .join(aliases_table, aliases_table.c.version_id == v.c.id)
+                .join(m, m.c.id == aliases_table.c.model_id)
+                .where(m.c.name == name, aliases_table.c.alias == ref)
+            )
+        with self.db.read() as conn:
+            found = conn.execute(query).scalar()
+        if found is None:
+            check_model_name(name)
+            raise NotFound(f"{name}@{ref} does not resolve to a version")
+        return int(found)
+
+
+def production_timeline(conn: Connection, model_id: int) -> list[ProductionChange]:
+    """Every change of the Production pointer of a model, in sequence order."""
+    e = events_table
+    rows = conn.execute(
+        select(e.c.seq, e.c.kind, e.c.version, e.c.from_value, e.c.to_value)
+        .where(e.c.model_id == model_id, e.c.kind.in_(["stage", "rollback"]))
+        .order_by(e.c.seq)
+    )
+    return [change for row in rows if (change := _production_change(row)) is not None]
+
+
+def _production_change(row: object) -> ProductionChange | None:
+    seq, kind, version = row.seq, row.kind, row.version  # type: ignore[attr-defined]
+    from_value, to_value = row.from_value, row.to_value  # type: ignore[attr-defined]
+    if kind == "rollback":
+        left = int(from_value) if from_value else None
+        return ProductionChange(seq, entered=int(to_value), left=left, rollback=True)
+    if to_value == Stage.PRODUCTION.value:
+        return ProductionChange(seq, entered=version, left=None)
+    if from_value == Stage.PRODUCTION.value:
+        return ProductionChange(seq, entered=None, left=version)
+    return None

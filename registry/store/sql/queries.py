@@ -1,0 +1,160 @@
+"""Read-side queries: the event feed, history, point-in-time, search and lineage."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, select
+
+from registry.errors import InvalidInput
+from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
+from registry.policy import serving_after
+from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions
+from registry.store.sql.engine import Database
+from registry.store.sql.pointers import production_timeline
+from registry.store.sql.schema import (
+    datasets_table,
+    events_table,
+    models_table,
+    versions_table,
+)
+
+_COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+MAX_EVENTS = 10_000
+
+
+class QueriesMixin:
+    db: Database
+
+    def _require_model(self, conn: Connection, name: str) -> int: ...  # from VersionsMixin
+
+    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
+        if since < 0 or not 1 <= limit <= MAX_EVENTS:
+            raise InvalidInput(f"since must be >= 0 and limit between 1 and {MAX_EVENTS}")
+        query = select(*EVENT_COLUMNS).where(events_table.c.seq > since)
+        if model is not None:
+            check_model_name(model)
+            query = query.where(events_table.c.model_name == model)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(events_table.c.seq).limit(limit))
+            return [event_from_row(r) for r in rows]
+
+    def history(self, name: str) -> list[Event]:
+        check_model_name(name)
+        with self.db.read() as conn:
+            model_id = self._require_model(conn, name)
+            rows = conn.execute(
+                select(*EVENT_COLUMNS)
+                .where(events_table.c.model_id == model_id)
+                .order_by(events_table.c.seq)
+            )
+            return [event_from_row(r) for r in rows]
+
+    def production_at(self, name: str, at: datetime) -> int | None:
+        check_model_name(name)
+        if at.tzinfo is None:
+            raise InvalidInput("the time must include a timezone (or be given as UTC)")
+        with self.db.read() as conn:
+            model_id = self._require_model(conn, name)
+            last_seq = conn.execute(
+                select(events_table.c.seq)
+                .where(events_table.c.model_id == model_id, events_table.c.at <= at)
+                .order_by(events_table.c.seq.desc())
+                .limit(1)
+            ).scalar()
+            if last_seq is None:
+                return None
+            timeline = production_timeline(conn, model_id)
+        return serving_after([c for c in timeline if c.seq <= last_seq])
+
+    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+        from registry.search import search_statement
+
+        statement = search_statement(filter_text)
+        if limit is not None:
+            if not 1 <= limit <= MAX_EVENTS:
+                raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+            statement = statement.limit(limit)
+        with self.db.read() as conn:
+            ids = list(conn.execute(statement).scalars())
+            return load_versions(conn, ids)
+
+    def lineage_impact(
+        self,
+        *,
+        dataset: str | None = None,
+        pipeline: str | None = None,
+        commit: str | None = None,
+    ) -> list[LineageHit]:
+        given = [x for x in (dataset, pipeline, commit) if x is not None]
+        if len(given) != 1:
+            raise InvalidInput("give exactly one of dataset, pipeline or commit")
+        v, m, d = versions_table, models_table, datasets_table
+        if dataset is not None:
+            condition = v.c.id.in_(select(d.c.version_id).where(_dataset_condition(dataset)))
+        elif pipeline is not None:
+            condition = v.c.feature_pipeline == pipeline
+        else:
+            assert commit is not None
+            if not _COMMIT_RE.match(commit):
+                raise InvalidInput(f"invalid commit {commit!r}: expected 4-64 hex digits")
+            condition = v.c.code_commit.startswith(commit.lower(), autoescape=True)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    v.c.id,
+                    v.c.version,
+                    v.c.stage,
+                    v.c.feature_pipeline,
+                    v.c.code_commit,
+                    v.c.created_at,
+                    m.c.name,
+                )
+                .join(m, m.c.id == v.c.model_id)
+                .where(condition)
+                .order_by(m.c.name, v.c.version)
+            ).all()
+            datasets: dict[int, list[str]] = {}
+            for r in conn.execute(
+                select(d.c.version_id, d.c.name, d.c.version).where(
+                    d.c.version_id.in_([r.id for r in rows])
+                )
+            ):
+                datasets.setdefault(r.version_id, []).append(f"{r.name}@{r.version}")
+        return [
+            LineageHit(
+                name=r.name,
+                version=r.version,
+                stage=Stage(r.stage),
+                in_production=r.stage == Stage.PRODUCTION.value,
+                datasets=tuple(sorted(datasets.get(r.id, []))),
+                feature_pipeline=r.feature_pipeline,
+                code_commit=r.code_commit,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+
+def _dataset_condition(spec: str):  # type: ignore[no-untyped-def]
+    """``name``, ``name@version``, or ``name@low..high`` (inclusive, either end open)."""
+    d = datasets_table
+    name, _, version = spec.partition("@")
+    if not name or len(spec) > 600:
+        raise InvalidInput(
+            f"invalid dataset {spec!r}: expected NAME, NAME@VERSION or NAME@LOW..HIGH"
+        )
+    if not version:
+        return d.c.name == name
+    if ".." not in version:
+        return and_(d.c.name == name, d.c.version == version)
+    low, _, high = version.partition("..")
+    if not low and not high:
+        raise InvalidInput(f"invalid dataset range {spec!r}: give at least one end")
+    clauses = [d.c.name == name]
+    if low:
+        clauses.append(d.c.version >= low)
+    if high:
+        clauses.append(d.c.version <= high)
+    return and_(*clauses)

@@ -1,0 +1,27 @@
+"""``SqlStore``: the registry store on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from registry.store.base import RegistryStore
+from registry.store.sql.engine import Database
+from registry.store.sql.pointers import PointersMixin
+from registry.store.sql.queries import QueriesMixin
+from registry.store.sql.versions import VersionsMixin
+
+
+class SqlStore(VersionsMixin, PointersMixin, QueriesMixin, RegistryStore):
+    def __init__(self, url: str, *, actor: str, migrate: bool = True) -> None:
+        self.db = Database(url)
+        self.actor = actor
+        self.url = self.db.url
+        if migrate:
+            self.db.ensure_schema()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

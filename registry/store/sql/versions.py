@@ -1,0 +1,446 @@
+"""Registered models and their versions: creation, registration, reads, mutable fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from registry.errors import Conflict, NotFound
+from registry.models import (
+    ArtifactRef,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionCreate,
+    check_key,
+    check_model_name,
+    check_version,
+)
+from registry.store.sql.common import (
+    EVENT_COLUMNS,
+    LockedModel,
+    append_event,
+    event_from_row,
+    load_versions,
+    lock_model,
+    utcnow,
+    version_id,
+)
+from registry.store.sql.engine import Database
+from registry.store.sql.schema import (
+    aliases_table,
+    attributes_table,
+    datasets_table,
+    events_table,
+    model_tags_table,
+    models_table,
+    versions_table,
+)
+
+
+class VersionsMixin:
+    db: Database
+    actor: str
+
+    # ------------------------------------------------------------ models
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        check_model_name(name)
+        for key in tags or {}:
+            check_key(key, "tag")
+        with self.db.write() as conn:
+            if self._insert_model(conn, name) is None:
+                raise Conflict(f"model {name!r} already exists")
+            model = lock_model(conn, name)
+            if description is not None:
+                conn.execute(
+                    update(models_table)
+                    .where(models_table.c.id == model.id)
+                    .values(description=description)
+                )
+            if tags:
+                conn.execute(
+                    insert(model_tags_table),
+                    [{"model_id": model.id, "key": k, "value": v} for k, v in tags.items()],
+                )
+        return self.get_model(name)
+
+    def _insert_model(self, conn: Connection, name: str) -> int | None:
+        """Insert the model row if absent (race-safe); its id if this call created it."""
+        now = utcnow()
+        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            dialect_insert(models_table)
+            .values(name=name, generation=0, last_version=0, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(models_table.c.id)
+        )
+        model_id = conn.execute(stmt).scalar()
+        if model_id is not None:
+            model = LockedModel(model_id, name, 0)
+            append_event(
+                conn,
+                model,
+                kind="model.created",
+                actor=self.actor,
+                generation=0,
+                at=now,
+            )
+        return model_id
+
+    def get_model(self, name: str) -> RegisteredModel:
+        check_model_name(name)
+        models = self._models(models_table.c.name == name)
+        if not models:
+            raise NotFound(f"model {name!r} not found")
+        return models[0]
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self._models(None)
+
+    def _models(self, where: Any) -> list[RegisteredModel]:
+        m, v = models_table, versions_table
+        with self.db.read() as conn:
+            query = select(m).order_by(m.c.name)
+            if where is not None:
+                query = query.where(where)
+            rows = conn.execute(query).all()
+            ids = [r.id for r in rows]
+            if not ids:
+                return []
+            pointers: dict[int, dict[str, Any]] = {i: {"staging": [], "aliases": {}} for i in ids}
+            for r in conn.execute(
+                select(v.c.model_id, v.c.version, v.c.stage).where(
+                    v.c.model_id.in_(ids),
+                    v.c.stage.in_([Stage.PRODUCTION, Stage.STAGING]),
+                )
+            ):
+                if r.stage == Stage.PRODUCTION:
+                    pointers[r.model_id]["production"] = r.version
+                else:
+                    pointers[r.model_id]["staging"].append(r.version)
+            for r in conn.execute(
+                select(aliases_table.c.model_id, aliases_table.c.alias, v.c.version)
+                .join(v, v.c.id == aliases_table.c.version_id)
+                .where(aliases_table.c.model_id.in_(ids))
+            ):
+                pointers[r.model_id]["aliases"][r.alias] = r.version
+            tags: dict[int, dict[str, str]] = {}
+            for r in conn.execute(
+                select(model_tags_table).where(model_tags_table.c.model_id.in_(ids))
+            ):
+                tags.setdefault(r.model_id, {})[r.key] = r.value
+            last_seq = (
+                select(func.max(events_table.c.seq))
+                .where(events_table.c.model_id.in_(ids))
+                .group_by(events_table.c.model_id)
+            )
+            last = {
+                e.model: e
+                for e in map(
+                    event_from_row,
+                    conn.execute(select(*EVENT_COLUMNS).where(events_table.c.seq.in_(last_seq))),
+                )
+            }
+        return [
+            RegisteredModel(
+                name=r.name,
+                description=r.description,
+                tags=tags.get(r.id, {}),
+                generation=r.generation,
+                latest_version=r.last_version,
+                production=pointers[r.id].get("production"),
+                staging=tuple(sorted(pointers[r.id]["staging"])),
+                aliases=dict(sorted(pointers[r.id]["aliases"].items())),
+                created_at=r.created_at,
+                last_event=last.get(r.name),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ register
+
+    def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
+        check_model_name(name)
+        meta = VersionCreate.parse(meta)
+        with self.db.write() as conn:
+            if meta.idempotency_key is not None:
+                existing = self._replayed(conn, name, artifact, meta.idempotency_key)
+                if existing is not None:
+                    return load_versions(conn, [existing])[0]
+            model, number = self._allocate_version(conn, name)
+            now = utcnow()
+            self._insert_version(conn, model, number, artifact, meta, now)
+            append_event(
+                conn,
+                model,
+                kind="version.registered",
+                actor=self.actor,
+                generation=model.generation,
+                version=number,
+                to_value=artifact.sha256,
+                at=now,
+            )
+        return ModelVersion(
+            name=name,
+            version=number,
+            stage=Stage.NONE,
+            artifact=artifact,
+            signature=meta.signature,
+            metrics=meta.metrics,
+            params=meta.params,
+            tags=meta.tags,
+            lineage=meta.lineage,
+            environment=meta.environment,
+            run_id=meta.run_id,
+            idempotency_key=meta.idempotency_key,
+            description=meta.description,
+            created_by=self.actor,
+            created_at=now,
+        )
+
+    def _replayed(self, conn: Connection, name: str, artifact: ArtifactRef, key: str) -> int | None:
+        """The version an idempotency key already created (under the model lock)."""
+        if self._insert_model(conn, name) is not None:
+            return None
+        model = lock_model(conn, name)
+        row = conn.execute(
+            select(versions_table.c.id, versions_table.c.sha256, versions_table.c.version).where(
+                versions_table.c.model_id == model.id,
+                versions_table.c.idempotency_key == key,
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.sha256 != artifact.sha256:
+            raise Conflict(
+                f"idempotency key {key!r} already registered version {row.version} "
+                f"of {name!r} with a different artifact"
+            )
+        return int(row.id)
+
+    def _allocate_version(self, conn: Connection, name: str) -> tuple[LockedModel, int]:
+        """Next version number: an atomic increment under the model row's lock, so
+        concurrent registrants never share or skip a number."""
+        stmt = (
+            update(models_table)
+            .where(models_table.c.name == name)
+            .values(last_version=models_table.c.last_version + 1, updated_at=utcnow())
+            .returning(
+                models_table.c.id,
+                models_table.c.last_version,
+                models_table.c.generation,
+            )
+        )
+        row = conn.execute(stmt).first()
+        if row is None:
+            self._insert_model(conn, name)
+            row = conn.execute(stmt).one()
+        return LockedModel(row.id, name, row.generation), row.last_version
+
+    def _insert_version(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        number: int,
+        artifact: ArtifactRef,
+        meta: VersionCreate,
+        now: Any,
+    ) -> int:
+        lineage = meta.lineage
+        code = lineage.code
+        row_id: int = conn.execute(
+            insert(versions_table)
+            .values(
+                model_id=model.id,
+                version=number,
+                stage=Stage.NONE.value,
+                artifact_uri=artifact.uri,
+                sha256=artifact.sha256,
+                size=artifact.size,
+                format=artifact.format,
+                signature=meta.signature.model_dump(mode="json") if meta.signature else None,
+                params=meta.params,
+                lineage=lineage.model_dump(mode="json", exclude_none=True),
+                environment=meta.environment.model_dump(mode="json", exclude_none=True),
+                run_id=meta.run_id,
+                idempotency_key=meta.idempotency_key,
+                description=meta.description,
+                feature_pipeline=lineage.feature_pipeline,
+                code_commit=code.commit.lower() if code and code.commit else None,
+                created_by=self.actor,
+                created_at=now,
+            )
+            .returning(versions_table.c.id)
+        ).scalar_one()
+        attributes = _attribute_rows(row_id, meta)
+        if attributes:
+            conn.execute(insert(attributes_table), attributes)
+        if lineage.datasets:
+            conn.execute(
+                insert(datasets_table),
+                [
+                    {
+                        "version_id": row_id,
+                        "name": d.name,
+                        "version": d.version,
+                        "fingerprint": d.fingerprint,
+                        "rows": d.rows,
+                        "date_start": d.date_range[0] if d.date_range else None,
+                        "date_end": d.date_range[1] if d.date_range else None,
+                    }
+                    for d in lineage.datasets
+                ],
+            )
+        return row_id
+
+    # ------------------------------------------------------------ reads
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        check_model_name(name)
+        check_version(version)
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(versions_table.c.id)
+                .join(models_table, models_table.c.id == versions_table.c.model_id)
+                .where(models_table.c.name == name, versions_table.c.version == version)
+            ).first()
+            if row is None:
+                self._require_model(conn, name)
+                raise NotFound(f"version {version} of model {name!r} not found")
+            return load_versions(conn, [row.id])[0]
+
+    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+        check_model_name(name)
+        with self.db.read() as conn:
+            model_id = self._require_model(conn, name)
+            ids = (
+                conn.execute(
+                    select(versions_table.c.id)
+                    .where(versions_table.c.model_id == model_id)
+                    .order_by(versions_table.c.version.desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            return load_versions(conn, list(ids))
+
+    def _require_model(self, conn: Connection, name: str) -> int:
+        model_id = conn.execute(
+            select(models_table.c.id).where(models_table.c.name == name)
+        ).scalar()
+        if model_id is None:
+            raise NotFound(f"model {name!r} not found")
+        return int(model_id)
+
+    # ------------------------------------------------------------ mutable fields
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        check_model_name(name)
+        check_version(version)
+        for key in tags or {}:
+            check_key(key, "tag")
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            vid, _ = version_id(conn, model.id, version, name)
+            if tags:
+                self._apply_tags(conn, model, version, vid, tags)
+            if description is not None:
+                conn.execute(
+                    update(versions_table)
+                    .where(versions_table.c.id == vid)
+                    .values(description=description)
+                )
+                append_event(
+                    conn,
+                    model,
+                    kind="description",
+                    actor=self.actor,
+                    generation=model.generation,
+                    version=version,
+                    to_value=description,
+                )
+        return self.get_version(name, version)
+
+    def _apply_tags(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        version: int,
+        vid: int,
+        tags: Mapping[str, str | None],
+    ) -> None:
+        a = attributes_table
+        for key, value in tags.items():
+            old = conn.execute(
+                select(a.c.text).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key)
+            ).scalar()
+            if old == value:
+                continue
+            conn.execute(delete(a).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key))
+            if value is not None:
+                conn.execute(insert(a).values(version_id=vid, kind="tag", key=key, text=value))
+            append_event(
+                conn,
+                model,
+                kind="tags",
+                actor=self.actor,
+                generation=model.generation,
+                version=version,
+                subject=key,
+                from_value=old,
+                to_value=value,
+            )
+
+
+def _attribute_rows(version_row_id: int, meta: VersionCreate) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "version_id": version_row_id,
+            "kind": "metric",
+            "key": k,
+            "text": None,
+            "num": float(v),
+        }
+        for k, v in meta.metrics.items()
+    ]
+    for key, value in meta.params.items():
+        number = (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+        text = (
+            None
+            if value is None
+            else (str(value).lower() if isinstance(value, bool) else str(value))
+        )
+        rows.append(
+            {
+                "version_id": version_row_id,
+                "kind": "param",
+                "key": key,
+                "text": text,
+                "num": number,
+            }
+        )
+    rows.extend(
+        {"version_id": version_row_id, "kind": "tag", "key": k, "text": v, "num": None}
+        for k, v in meta.tags.items()
+    )
+    return rows
