@@ -49,4 +49,3 @@ class Settings:
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
-

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from registry.errors import Conflict, NotFound
 from registry.models import ArtifactRef, Event, ModelVersion, Stage
@@ -32,14 +32,35 @@ class LockedModel:
     generation: int
 
 
+# Hot-path statements are built once: their cache keys are memoised, so executing
+# them with a parameter dict skips SQLAlchemy's per-call statement construction.
+_LOCK_MODEL = (
+    select(models_table.c.id, models_table.c.generation)
+    .where(models_table.c.name == bindparam("name"))
+    .with_for_update()
+)
+_BUMP_GENERATION = (
+    update(models_table)
+    .where(models_table.c.id == bindparam("model_id"))
+    .values(generation=bindparam("generation"), updated_at=bindparam("now"))
+)
+_NEXT_SEQ = (
+    update(event_counter_table)
+    .where(event_counter_table.c.id == 1)
+    .values(seq=event_counter_table.c.seq + 1)
+    .returning(event_counter_table.c.seq)
+)
+_INSERT_EVENT = insert(events_table)
+_VERSION_ID = select(versions_table.c.id, versions_table.c.stage).where(
+    versions_table.c.model_id == bindparam("model_id"),
+    versions_table.c.version == bindparam("version"),
+)
+
+
 def lock_model(conn: Connection, name: str) -> LockedModel:
     """Lock the model row for this transaction (FOR UPDATE on PostgreSQL; SQLite
     writers already hold the database lock from ``BEGIN IMMEDIATE``)."""
-    row = conn.execute(
-        select(models_table.c.id, models_table.c.generation)
-        .where(models_table.c.name == name)
-        .with_for_update()
-    ).first()
+    row = conn.execute(_LOCK_MODEL, {"name": name}).first()
     if row is None:
         raise NotFound(f"model {name!r} not found")
     return LockedModel(row.id, name, row.generation)
@@ -53,11 +74,7 @@ def bump_generation(conn: Connection, model: LockedModel, expected: int | None) 
             f"current is {model.generation}; re-read and retry"
         )
     new = model.generation + 1
-    conn.execute(
-        update(models_table)
-        .where(models_table.c.id == model.id)
-        .values(generation=new, updated_at=utcnow())
-    )
+    conn.execute(_BUMP_GENERATION, {"model_id": model.id, "generation": new, "now": utcnow()})
     return new
 
 
@@ -75,12 +92,7 @@ def append_event(
     reason: str | None = None,
     at: datetime | None = None,
 ) -> Event:
-    seq = conn.execute(
-        update(event_counter_table)
-        .where(event_counter_table.c.id == 1)
-        .values(seq=event_counter_table.c.seq + 1)
-        .returning(event_counter_table.c.seq)
-    ).scalar_one()
+    seq = conn.execute(_NEXT_SEQ).scalar_one()
     values: dict[str, Any] = {
         "seq": seq,
         "at": at or utcnow(),
@@ -95,7 +107,7 @@ def append_event(
         "reason": reason,
         "generation": generation,
     }
-    conn.execute(insert(events_table).values(values))
+    conn.execute(_INSERT_EVENT, values)
     values["model"] = values.pop("model_name")
     del values["model_id"]
     return Event(**values)
@@ -174,11 +186,7 @@ def _version(
 
 
 def version_id(conn: Connection, model_id: int, version: int, name: str) -> tuple[int, Stage]:
-    row = conn.execute(
-        select(versions_table.c.id, versions_table.c.stage).where(
-            versions_table.c.model_id == model_id, versions_table.c.version == version
-        )
-    ).first()
+    row = conn.execute(_VERSION_ID, {"model_id": model_id, "version": version}).first()
     if row is None:
         raise NotFound(f"version {version} of model {name!r} not found")
     return row.id, Stage(row.stage)

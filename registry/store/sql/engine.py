@@ -68,8 +68,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get("modelreg_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        write = conn.get_execution_options().get("modelreg_write")
+        # Straight to the driver: this runs once per transaction on the hot path.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 def translate(exc: SQLAlchemyError) -> RegistryError:

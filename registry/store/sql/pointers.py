@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
@@ -246,31 +246,37 @@ class PointersMixin:
     # ------------------------------------------------------------ resolve
 
     def resolve(self, name: str, ref: str | int) -> int:
-        v, m = versions_table, models_table
-        query = select(v.c.version).join(m, m.c.id == v.c.model_id).where(m.c.name == name)
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            query = query.where(v.c.version == int(ref))
+        if isinstance(ref, int) or ref.isdigit():
+            statement, params = _RESOLVE_NUMBER, {"name": name, "version": int(ref)}
         elif ref == "latest":
-            query = query.order_by(v.c.version.desc()).limit(1)
+            statement, params = _RESOLVE_LATEST, {"name": name}
         elif ref in RESERVED_ALIASES:
-            query = (
-                query.where(v.c.stage == Stage.parse(ref).value)
-                .order_by(v.c.version.desc())
-                .limit(1)
-            )
+            statement, params = _RESOLVE_STAGE, {"name": name, "stage": Stage.parse(ref).value}
         else:
-            query = (
-                select(v.c.version)
-                .join(aliases_table, aliases_table.c.version_id == v.c.id)
-                .join(m, m.c.id == aliases_table.c.model_id)
-                .where(m.c.name == name, aliases_table.c.alias == ref)
-            )
+            statement, params = _RESOLVE_ALIAS, {"name": name, "alias": ref}
         with self.db.read() as conn:
-            found = conn.execute(query).scalar()
+            found = conn.execute(statement, params).scalar()
         if found is None:
             check_model_name(name)
             raise NotFound(f"{name}@{ref} does not resolve to a version")
         return int(found)
+
+
+_v, _m, _a = versions_table, models_table, aliases_table
+_BY_NAME = (
+    select(_v.c.version).join(_m, _m.c.id == _v.c.model_id).where(_m.c.name == bindparam("name"))
+)
+_RESOLVE_NUMBER = _BY_NAME.where(_v.c.version == bindparam("version"))
+_RESOLVE_LATEST = _BY_NAME.order_by(_v.c.version.desc()).limit(1)
+_RESOLVE_STAGE = (
+    _BY_NAME.where(_v.c.stage == bindparam("stage")).order_by(_v.c.version.desc()).limit(1)
+)
+_RESOLVE_ALIAS = (
+    select(_v.c.version)
+    .join(_a, _a.c.version_id == _v.c.id)
+    .join(_m, _m.c.id == _a.c.model_id)
+    .where(_m.c.name == bindparam("name"), _a.c.alias == bindparam("alias"))
+)
 
 
 def production_timeline(conn: Connection, model_id: int) -> list[ProductionChange]:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -102,9 +103,26 @@ class VersionAttributeRow(SQLModel, table=True):
     """Metrics, params and tags of a version, one row each, so search can index them."""
 
     __tablename__ = "version_attribute"
+    # Clustered on the primary key (SQLite WITHOUT ROWID), and each search index only
+    # holds the rows that can match it: a registration dirties fewer pages.
     __table_args__ = (
-        Index("ix_attribute_num", "kind", "key", "num", "version_id"),
-        Index("ix_attribute_text", "kind", "key", "text", "version_id"),
+        Index(
+            "ix_attribute_num",
+            "kind",
+            "key",
+            "num",
+            sqlite_where=sql_text("num IS NOT NULL"),
+            postgresql_where=sql_text("num IS NOT NULL"),
+        ),
+        Index(
+            "ix_attribute_text",
+            "kind",
+            "key",
+            "text",
+            sqlite_where=sql_text("text IS NOT NULL"),
+            postgresql_where=sql_text("text IS NOT NULL"),
+        ),
+        {"sqlite_with_rowid": False},
     )
 
     version_id: int = Field(foreign_key="model_version.id", primary_key=True)

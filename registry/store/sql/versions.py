@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.errors import Conflict, NotFound
@@ -39,6 +39,16 @@ from registry.store.sql.schema import (
     models_table,
     versions_table,
 )
+
+_ALLOCATE_VERSION = (
+    update(models_table)
+    .where(models_table.c.name == bindparam("m_name"))
+    .values(last_version=models_table.c.last_version + 1, updated_at=bindparam("m_now"))
+    .returning(models_table.c.id, models_table.c.last_version, models_table.c.generation)
+)
+_INSERT_VERSION = insert(versions_table).returning(versions_table.c.id)
+_INSERT_ATTRIBUTES = insert(attributes_table)
+_INSERT_DATASETS = insert(datasets_table)
 
 
 class VersionsMixin:
@@ -259,35 +269,34 @@ class VersionsMixin:
         lineage = meta.lineage
         code = lineage.code
         row_id: int = conn.execute(
-            insert(versions_table)
-            .values(
-                model_id=model.id,
-                version=number,
-                stage=Stage.NONE.value,
-                artifact_uri=artifact.uri,
-                sha256=artifact.sha256,
-                size=artifact.size,
-                format=artifact.format,
-                signature=meta.signature.model_dump(mode="json") if meta.signature else None,
-                params=meta.params,
-                lineage=lineage.model_dump(mode="json", exclude_none=True),
-                environment=meta.environment.model_dump(mode="json", exclude_none=True),
-                run_id=meta.run_id,
-                idempotency_key=meta.idempotency_key,
-                description=meta.description,
-                feature_pipeline=lineage.feature_pipeline,
-                code_commit=code.commit.lower() if code and code.commit else None,
-                created_by=self.actor,
-                created_at=now,
-            )
-            .returning(versions_table.c.id)
+            _INSERT_VERSION,
+            {
+                "model_id": model.id,
+                "version": number,
+                "stage": Stage.NONE.value,
+                "artifact_uri": artifact.uri,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "format": artifact.format,
+                "signature": meta.signature.model_dump(mode="json") if meta.signature else None,
+                "params": meta.params,
+                "lineage": lineage.model_dump(mode="json", exclude_none=True),
+                "environment": meta.environment.model_dump(mode="json", exclude_none=True),
+                "run_id": meta.run_id,
+                "idempotency_key": meta.idempotency_key,
+                "description": meta.description,
+                "feature_pipeline": lineage.feature_pipeline,
+                "code_commit": code.commit.lower() if code and code.commit else None,
+                "created_by": self.actor,
+                "created_at": now,
+            },
         ).scalar_one()
         attributes = _attribute_rows(row_id, meta)
         if attributes:
-            conn.execute(insert(attributes_table), attributes)
+            conn.execute(_INSERT_ATTRIBUTES, attributes)
         if lineage.datasets:
             conn.execute(
-                insert(datasets_table),
+                _INSERT_DATASETS,
                 [
                     {
                         "version_id": row_id,

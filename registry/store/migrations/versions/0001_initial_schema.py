@@ -24,8 +24,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.bulk_insert(
-        sa.table("event_counter", sa.column("id"), sa.column("seq")),
-        [{"id": 1, "seq": 0}],
+        sa.table("event_counter", sa.column("id"), sa.column("seq")), [{"id": 1, "seq": 0}]
     )
     op.create_table(
         "registered_model",
@@ -85,30 +84,22 @@ def upgrade() -> None:
         sa.Column("format", sa.String(), nullable=False),
         sa.Column(
             "signature",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column(
             "params",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column(
             "lineage",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column(
             "environment",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column("run_id", sa.String(), nullable=True),
@@ -123,9 +114,7 @@ def upgrade() -> None:
             ["registered_model.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint(
-            "model_id", "idempotency_key", name="uq_version_idempotency"
-        ),
+        sa.UniqueConstraint("model_id", "idempotency_key", name="uq_version_idempotency"),
         sa.UniqueConstraint("model_id", "version", name="uq_version_number"),
     )
     with op.batch_alter_table("model_version", schema=None) as batch_op:
@@ -133,14 +122,10 @@ def upgrade() -> None:
             batch_op.f("ix_model_version_code_commit"), ["code_commit"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_model_version_feature_pipeline"),
-            ["feature_pipeline"],
-            unique=False,
+            batch_op.f("ix_model_version_feature_pipeline"), ["feature_pipeline"], unique=False
         )
         batch_op.create_index("ix_version_created_at", ["created_at"], unique=False)
-        batch_op.create_index(
-            "ix_version_model_stage", ["model_id", "stage"], unique=False
-        )
+        batch_op.create_index("ix_version_model_stage", ["model_id", "stage"], unique=False)
 
     op.create_table(
         "model_alias",
@@ -158,9 +143,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", "alias"),
     )
     with op.batch_alter_table("model_alias", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_model_alias_version_id"), ["version_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_model_alias_version_id"), ["version_id"], unique=False)
 
     op.create_table(
         "version_attribute",
@@ -174,13 +157,22 @@ def upgrade() -> None:
             ["model_version.id"],
         ),
         sa.PrimaryKeyConstraint("version_id", "kind", "key"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("version_attribute", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_attribute_num", ["kind", "key", "num", "version_id"], unique=False
+            "ix_attribute_num",
+            ["kind", "key", "num"],
+            unique=False,
+            sqlite_where=sa.text("num IS NOT NULL"),
+            postgresql_where=sa.text("num IS NOT NULL"),
         )
         batch_op.create_index(
-            "ix_attribute_text", ["kind", "key", "text", "version_id"], unique=False
+            "ix_attribute_text",
+            ["kind", "key", "text"],
+            unique=False,
+            sqlite_where=sa.text("text IS NOT NULL"),
+            postgresql_where=sa.text("text IS NOT NULL"),
         )
 
     op.create_table(
@@ -199,9 +191,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", "name", "version"),
     )
     with op.batch_alter_table("version_dataset", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_dataset_name_version", ["name", "version"], unique=False
-        )
+        batch_op.create_index("ix_dataset_name_version", ["name", "version"], unique=False)
 
 
 def downgrade() -> None:
@@ -210,8 +200,16 @@ def downgrade() -> None:
 
     op.drop_table("version_dataset")
     with op.batch_alter_table("version_attribute", schema=None) as batch_op:
-        batch_op.drop_index("ix_attribute_text")
-        batch_op.drop_index("ix_attribute_num")
+        batch_op.drop_index(
+            "ix_attribute_text",
+            sqlite_where=sa.text("text IS NOT NULL"),
+            postgresql_where=sa.text("text IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_attribute_num",
+            sqlite_where=sa.text("num IS NOT NULL"),
+            postgresql_where=sa.text("num IS NOT NULL"),
+        )
 
     op.drop_table("version_attribute")
     with op.batch_alter_table("model_alias", schema=None) as batch_op:
