@@ -4,6 +4,7 @@ from registry.client import connect, open_artifacts, register_file
 from registry.config import Settings
 from registry.errors import (
     ArtifactError,
+    ArtifactUnavailable,
     ChecksumMismatch,
     Conflict,
     GateRefused,
@@ -28,6 +29,7 @@ from registry.store.base import RegistryStore
 __all__ = [
     "ArtifactError",
     "ArtifactRef",
+    "ArtifactUnavailable",
     "ChecksumMismatch",
     "Conflict",
     "Event",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from registry.artifacts import ArtifactStore, LocalArtifactStore
+from registry.artifacts import ArtifactStore, open_store
 from registry.config import Settings
 from registry.errors import InvalidInput
 from registry.models import ModelVersion, VersionCreate, check_model_name
@@ -24,7 +24,8 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Regi
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:
-    return LocalArtifactStore(settings.artifact_root)
+    """The artifact store at ``settings.artifact_root`` (a folder or ``s3://bucket/prefix``)."""
+    return open_store(settings.artifact_root)
 
 
 def register_file(

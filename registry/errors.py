@@ -6,7 +6,8 @@
     ├── Conflict              stale generation, illegal stage transition, reused key
     ├── GateRefused           a promotion gate said no (reasons attached)
     ├── ArtifactError         bytes could not be stored or read
-    │   └── ChecksumMismatch  bytes are not the ones that were registered
+    │   ├── ChecksumMismatch  bytes are not the ones that were registered
+    │   └── ArtifactUnavailable  the artifact store cannot be reached (transient: retry)
     └── RegistryUnavailable   the store cannot be reached or stayed locked
 
 Third-party errors (SQLAlchemy, botocore, httpx) are translated once, at the
@@ -46,6 +47,10 @@ class ArtifactError(RegistryError):
 
 class ChecksumMismatch(ArtifactError):
     """The bytes read back do not match the registered sha256 or size."""
+
+
+class ArtifactUnavailable(ArtifactError):
+    """The artifact store's endpoint could not be reached or kept failing; retry later."""
 
 
 class RegistryUnavailable(RegistryError):

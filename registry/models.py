@@ -76,7 +76,7 @@ DTYPES = frozenset(
 
 
 def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+    if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid model name {name!r}: use lowercase letters, digits and '-' "
             "(1-64 chars, no leading/trailing '-'), optionally 'namespace/name'"
@@ -85,7 +85,7 @@ def check_model_name(name: str) -> str:
 
 
 def check_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+    if not isinstance(alias, str) or not ALIAS_RE.fullmatch(alias):
         raise InvalidInput(
             f"invalid alias {alias!r}: use lowercase letters, digits and '-' (1-64 chars)"
         )
@@ -97,7 +97,7 @@ def check_alias(alias: str) -> str:
 
 
 def check_key(key: str, what: str) -> str:
-    if not isinstance(key, str) or not KEY_RE.match(key):
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
         raise InvalidInput(
             f"invalid {what} key {key!r}: start with a letter or '_', then letters, "
             "digits, '_', '.', '-' (at most 128 chars)"
@@ -238,7 +238,7 @@ class VersionCreate(_Input):
             ("tag", self.tags),
         ):
             for key in mapping:
-                if not KEY_RE.match(key):
+                if not KEY_RE.fullmatch(key):
                     raise ValueError(f"invalid {what} key {key!r}")
         return self
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from registry.artifacts.base import CHUNK, ArtifactStore, content_key
-from registry.errors import ArtifactError, ChecksumMismatch, InvalidInput
+from registry.artifacts.base import (
+    ArtifactStore,
+    Readable,
+    check_digest,
+    content_key,
+    copy_hashing,
+)
+from registry.errors import ArtifactError, InvalidInput
 from registry.models import ArtifactRef
 
 
@@ -16,7 +24,11 @@ class LocalArtifactStore(ArtifactStore):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
 
+    def __repr__(self) -> str:
+        return f"LocalArtifactStore({str(self.root)!r})"
+
     def _path(self, sha256: str) -> Path:
+        # resolve() follows symlinks, so a link inside the root that points outside is caught.
         path = (self.root / content_key(sha256)).resolve()
         if not path.is_relative_to(self.root):
             raise InvalidInput(f"artifact key escapes the store root: {sha256!r}")
@@ -32,48 +44,48 @@ class LocalArtifactStore(ArtifactStore):
         source = Path(path)
         if not source.is_file():
             raise InvalidInput(f"artifact file not found: {source}")
+        try:
+            with source.open("rb") as src:
+                sha256, size = self._ingest(src, expected=None)
+        except OSError as exc:
+            raise ArtifactError(f"could not store {source}: {exc}") from exc
+        return ArtifactRef(uri=self.uri_for(sha256), sha256=sha256, size=size, format=format)
+
+    def put_verified(self, stream: Readable, ref: ArtifactRef) -> ArtifactRef:
+        self._path(ref.sha256)  # refuse a bad key before writing anything
+        try:
+            self._ingest(stream, expected=ref)
+        except OSError as exc:
+            raise ArtifactError(f"could not store {ref.sha256[:12]} in {self.root}: {exc}") from exc
+        return ref.model_copy(update={"uri": self.uri_for(ref.sha256)})
+
+    @contextmanager
+    def open_stored(self, sha256: str) -> Iterator[BinaryIO]:
+        path = self._path(sha256)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"artifact {sha256[:12]} is missing from {self.root}") from exc
+        except OSError as exc:
+            raise ArtifactError(f"could not read artifact {sha256[:12]}: {exc}") from exc
+        with handle:
+            yield handle
+
+    def _ingest(self, stream: Readable, expected: ArtifactRef | None) -> tuple[str, int]:
+        """Copy into a temp file in the root, then rename to the content key if it checks out."""
         self.root.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
         try:
-            with source.open("rb") as src, os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as out:
+                sha256, size = copy_hashing(stream, out)
                 out.flush()
                 os.fsync(out.fileno())
-            sha256 = digest.hexdigest()
+            if expected is not None:
+                check_digest(expected, sha256, size, f"a copy into {self.root}")
             final = self._path(sha256)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)  # same bytes, same name: a concurrent writer is harmless
-        except OSError as exc:
-            raise ArtifactError(f"could not store {source}: {exc}") from exc
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        return ArtifactRef(uri=final.as_uri(), sha256=sha256, size=size, format=format)
-
-    def get_file(self, ref: ArtifactRef, dest: Path) -> Path:
-        source = self._path(ref.sha256)
-        if not source.is_file():
-            raise ArtifactError(f"artifact {ref.sha256[:12]} is missing from {self.root}")
-        digest = hashlib.sha256()
-        size = 0
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        with source.open("rb") as src, tmp.open("wb") as out:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        if size != ref.size or digest.hexdigest() != ref.sha256:
-            tmp.unlink()
-            raise ChecksumMismatch(
-                f"artifact {ref.sha256[:12]} is corrupt: got {size} bytes with sha256 "
-                f"{digest.hexdigest()[:12]}, expected {ref.size} bytes with {ref.sha256[:12]}"
-            )
-        os.replace(tmp, dest)
-        return dest
+        return sha256, size

@@ -66,13 +66,18 @@ def lock_model(conn: Connection, name: str) -> LockedModel:
     return LockedModel(row.id, name, row.generation)
 
 
-def bump_generation(conn: Connection, model: LockedModel, expected: int | None) -> int:
-    """Compare-and-swap the generation; the caller holds the model lock."""
+def check_generation(model: LockedModel, expected: int | None) -> None:
+    """Refuse a caller whose view of the model is stale (it holds the model lock)."""
     if expected is not None and expected != model.generation:
         raise Conflict(
             f"stale generation for {model.name!r}: expected {expected}, "
             f"current is {model.generation}; re-read and retry"
         )
+
+
+def bump_generation(conn: Connection, model: LockedModel, expected: int | None) -> int:
+    """Compare-and-swap the generation; the caller holds the model lock."""
+    check_generation(model, expected)
     new = model.generation + 1
     conn.execute(_BUMP_GENERATION, {"model_id": model.id, "generation": new, "now": utcnow()})
     return new
@@ -128,7 +133,7 @@ EVENT_COLUMNS = (
 )
 
 
-def event_from_row(row: Row[Any]) -> Event:
+def event_from_row(row: Row[Any, *tuple[Any, ...]]) -> Event:
     data = row._asdict()
     data["model"] = data.pop("model_name")
     return Event(**data)
@@ -190,3 +195,10 @@ def version_id(conn: Connection, model_id: int, version: int, name: str) -> tupl
     if row is None:
         raise NotFound(f"version {version} of model {name!r} not found")
     return row.id, Stage(row.stage)
+
+
+def require_model(conn: Connection, name: str) -> int:
+    model_id = conn.execute(select(models_table.c.id).where(models_table.c.name == name)).scalar()
+    if model_id is None:
+        raise NotFound(f"model {name!r} not found")
+    return int(model_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,16 +69,21 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("modelreg_write")
-        # Straight to the driver: this runs once per transaction on the hot path.
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if write else "BEGIN"
+        statement = (
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("modelreg_write") else "BEGIN"
         )
+        # Straight to the driver (this runs once per transaction on the hot path), so its
+        # errors are wrapped here the way SQLAlchemy wraps those of statements it runs.
+        try:
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise OperationalError(statement, None, exc) from exc
 
 
 def translate(exc: SQLAlchemyError) -> RegistryError:
     """Map a SQLAlchemy/DBAPI error to the registry's own types (the one place)."""
-    message = str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__
+    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    message = lines[0] if lines else type(exc).__name__
     if isinstance(exc, IntegrityError):
         return Conflict(f"the change conflicts with stored data: {message}")
     if isinstance(exc, OperationalError) and "locked" in message.lower():

@@ -21,6 +21,7 @@ from registry.store.sql.common import (
     LockedModel,
     append_event,
     bump_generation,
+    check_generation,
     lock_model,
     utcnow,
     version_id,
@@ -140,10 +141,10 @@ class PointersMixin:
         with self.db.write() as conn:
             model = lock_model(conn, name)
             current = self._alias_targets(conn, model.id)
-            changes = {a: t for a, t in moves.items() if current.get(a) != t}
-            for alias, target in changes.items():
+            for alias, target in moves.items():
                 if target is None and alias not in current:
                     raise NotFound(f"alias {alias!r} of model {name!r} not found")
+            changes = {a: t for a, t in moves.items() if current.get(a) != t}
             if not changes:
                 return PointerChange(name=name, generation=model.generation, events=())
             resolved = {a: version_id(conn, model.id, t, name)[0] for a, t in changes.items() if t}
@@ -207,6 +208,7 @@ class PointersMixin:
             raise InvalidInput("a rollback needs a reason")
         with self.db.write() as conn:
             model = lock_model(conn, name)
+            check_generation(model, expected_generation)
             current = conn.execute(
                 select(versions_table.c.id, versions_table.c.version).where(
                     versions_table.c.model_id == model.id,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import and_, select
 
 from registry.errors import InvalidInput
 from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
 from registry.policy import serving_after
-from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions
+from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions, require_model
 from registry.store.sql.engine import Database
 from registry.store.sql.pointers import production_timeline
 from registry.store.sql.schema import (
@@ -27,8 +27,6 @@ MAX_EVENTS = 10_000
 class QueriesMixin:
     db: Database
 
-    def _require_model(self, conn: Connection, name: str) -> int: ...  # from VersionsMixin
-
     def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
         if since < 0 or not 1 <= limit <= MAX_EVENTS:
             raise InvalidInput(f"since must be >= 0 and limit between 1 and {MAX_EVENTS}")
@@ -43,7 +41,7 @@ class QueriesMixin:
     def history(self, name: str) -> list[Event]:
         check_model_name(name)
         with self.db.read() as conn:
-            model_id = self._require_model(conn, name)
+            model_id = require_model(conn, name)
             rows = conn.execute(
                 select(*EVENT_COLUMNS)
                 .where(events_table.c.model_id == model_id)
@@ -56,7 +54,7 @@ class QueriesMixin:
         if at.tzinfo is None:
             raise InvalidInput("the time must include a timezone (or be given as UTC)")
         with self.db.read() as conn:
-            model_id = self._require_model(conn, name)
+            model_id = require_model(conn, name)
             last_seq = conn.execute(
                 select(events_table.c.seq)
                 .where(events_table.c.model_id == model_id, events_table.c.at <= at)

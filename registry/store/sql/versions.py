@@ -26,6 +26,7 @@ from registry.store.sql.common import (
     event_from_row,
     load_versions,
     lock_model,
+    require_model,
     utcnow,
     version_id,
 )
@@ -324,14 +325,14 @@ class VersionsMixin:
                 .where(models_table.c.name == name, versions_table.c.version == version)
             ).first()
             if row is None:
-                self._require_model(conn, name)
+                require_model(conn, name)
                 raise NotFound(f"version {version} of model {name!r} not found")
             return load_versions(conn, [row.id])[0]
 
     def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
         check_model_name(name)
         with self.db.read() as conn:
-            model_id = self._require_model(conn, name)
+            model_id = require_model(conn, name)
             ids = (
                 conn.execute(
                     select(versions_table.c.id)
@@ -343,14 +344,6 @@ class VersionsMixin:
                 .all()
             )
             return load_versions(conn, list(ids))
-
-    def _require_model(self, conn: Connection, name: str) -> int:
-        model_id = conn.execute(
-            select(models_table.c.id).where(models_table.c.name == name)
-        ).scalar()
-        if model_id is None:
-            raise NotFound(f"model {name!r} not found")
-        return int(model_id)
 
     # ------------------------------------------------------------ mutable fields
 

@@ -1,0 +1,95 @@
+"""The one place that turns an exception into a line on stderr and an exit code.
+
+- 2: usage errors and InvalidInput (bad name, bad metadata, bad filter, no such file)
+- 3: NotFound
+- 4: Conflict and GateRefused (stale generation, illegal transition, nothing to roll back to)
+- 5: RegistryUnavailable and ArtifactError
+- 1: anything else
+"""
+
+from __future__ import annotations
+
+import click
+
+from registry.errors import (
+    ArtifactError,
+    Conflict,
+    GateRefused,
+    InvalidInput,
+    NotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE, OTHER = 2, 3, 4, 5, 1
+
+_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (InvalidInput, USAGE),
+    (NotFound, NOT_FOUND),
+    (Conflict, CONFLICT),
+    (GateRefused, CONFLICT),
+    (RegistryUnavailable, UNAVAILABLE),
+    (ArtifactError, UNAVAILABLE),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, click.UsageError):
+        return USAGE
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return OTHER
+
+
+def message(exc: BaseException) -> str:
+    """One line that says what went wrong, in the user's terms."""
+    if isinstance(exc, click.UsageError):
+        text = exc.format_message()
+        if exc.ctx is not None:
+            text += f" (see '{exc.ctx.command_path} --help')"
+    elif isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    elif isinstance(exc, click.Abort):
+        text = "aborted"
+    elif isinstance(exc, GateRefused):
+        text = str(exc)
+        extra = [reason for reason in exc.reasons if reason not in text]
+        if extra:
+            text += f" ({'; '.join(extra)})"
+    elif isinstance(exc, RegistryError | OSError):
+        text = str(exc)
+    else:
+        text = f"internal error ({type(exc).__name__}): {exc}"
+    return (
+        " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(exc).__name__
+    )
+
+
+def report(exc: BaseException, *, show_traceback: bool = False) -> int:
+    """Print ``error: <message>`` (one line) on stderr and return the exit code."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        # A bare ``modelreg`` or ``modelreg alias`` asks what there is: show the help.
+        click.echo(exc.ctx.get_help())
+        return 0
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return OTHER
+    if show_traceback and exit_code(exc) == OTHER:
+        import traceback
+
+        traceback.print_exception(exc)
+    click.echo(f"error: {message(exc)}", err=True)
+    return exit_code(exc)
+
+
+def _silence_stdout() -> None:
+    # The reader went away (``modelreg events | head``): nothing more can be shown,
+    # and the flush at exit must not fail a second time (the recipe in Python's
+    # signal documentation).
+    import contextlib
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,0 +1,272 @@
+"""Write commands: init, register, promote, rollback and alias set/delete.
+
+Each is one call of the registry API; the rules (transitions, compare-and-swap
+on the generation, rollback targets) live in the store, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from registry.cli.state import CliState, json_option, pass_state
+
+STAGE_CHOICES = ("Staging", "Production", "Archived")
+
+expect_generation = click.option(
+    "--expect-generation",
+    type=click.IntRange(min=0),
+    metavar="G",
+    help="Refuse (exit 4, nothing changed) unless the model is at generation G.",
+)
+
+
+@click.command()
+@json_option
+@pass_state
+def init(state: CliState) -> None:
+    """Create or upgrade the registry schema and the artifact folder."""
+    from pathlib import Path
+
+    from registry.cli.render import emit_json
+    from registry.errors import ArtifactError
+
+    settings = state.settings()
+    state.store()  # opening the store creates or upgrades the schema
+    root = Path(settings.artifact_root).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"cannot create artifact folder {root}: {exc.strerror}") from exc
+    where = {"registry": _masked(settings.registry_url), "artifacts": str(root)}
+    if state.json:
+        emit_json(where)
+        return
+    click.echo(f"registry:  {where['registry']} (schema up to date)")
+    click.echo(f"artifacts: {where['artifacts']}")
+
+
+def _masked(url: str) -> str:
+    """The URL without its password, fit to print."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--artifact",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="The model file.",
+)
+@click.option(
+    "--meta",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    required=True,
+    help="Registration metadata (JSON, see DESIGN.md); '-' reads stdin.",
+)
+@click.option(
+    "--format", "artifact_format", metavar="F", help="skops, onnx, … (default: by suffix)."
+)
+@json_option
+@pass_state
+def register(
+    state: CliState, name: str, artifact: str, meta: str, artifact_format: str | None
+) -> None:
+    """Register a model file (--artifact) as a new version of model NAME."""
+    from pathlib import Path
+
+    import registry
+    from registry.cli.render import emit_json
+
+    metadata = read_meta(meta)
+    store = state.store()
+    version = registry.register_file(
+        store,
+        registry.open_artifacts(state.settings()),
+        name,
+        Path(artifact),
+        metadata,
+        format=artifact_format,
+    )
+    if state.json:
+        emit_json(version)
+        return
+    click.echo(
+        f"registered {version.name} version {version.version} "
+        f"(sha256 {version.artifact.sha256[:12]}, {version.artifact.size} bytes)"
+    )
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (``-``: stdin); NaN and Infinity are refused."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from registry.errors import InvalidInput
+
+    source = "stdin" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read metadata {source}: {exc}") from exc
+
+    def refuse(constant: str) -> None:
+        raise InvalidInput(
+            f"invalid metadata in {source}: {constant} is not a number JSON allows "
+            "(metrics and params must be finite)"
+        )
+
+    try:
+        data = json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"metadata {source} is not valid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"metadata {source} must be a JSON object")
+    return data
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option(
+    "--stage",
+    type=click.Choice(STAGE_CHOICES, case_sensitive=False),
+    default="Production",
+    show_default=True,
+    metavar="STAGE",
+    help="Staging, Production or Archived (any case).",
+)
+@expect_generation
+@click.option("--reason", help="Why; kept in the event log.")
+@json_option
+@pass_state
+def promote(
+    state: CliState,
+    name: str,
+    version: int,
+    stage: str,
+    expect_generation: int | None,
+    reason: str | None,
+) -> None:
+    """Move VERSION of NAME to a stage (default: Production).
+
+    Promoting to Production archives the version that served before, in the
+    same transaction.
+    """
+    from registry.cli.render import emit_json, print_pointer_change
+    from registry.models import Stage
+
+    change = state.store().transition(
+        name,
+        version,
+        Stage.parse(stage),
+        expected_generation=expect_generation,
+        reason=reason,
+    )
+    if state.json:
+        emit_json(change)
+    else:
+        print_pointer_change(change, nothing=f"version {version} is already in {stage}")
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--to", type=click.IntRange(min=1), metavar="VERSION", help="A version that once served."
+)
+@click.option("--reason", required=True, help="Why; kept in the event log.")
+@expect_generation
+@json_option
+@pass_state
+def rollback(
+    state: CliState, name: str, to: int | None, reason: str, expect_generation: int | None
+) -> None:
+    """Put back the previous Production version of NAME.
+
+    Without --to: the most recent earlier Production version that was not itself
+    rolled back. The current Production version is archived.
+    """
+    from registry.cli.render import emit_json, print_pointer_change
+
+    change = state.store().rollback(
+        name, to=to, expected_generation=expect_generation, reason=reason
+    )
+    if state.json:
+        emit_json(change)
+    else:
+        print_pointer_change(change, nothing="")
+
+
+@click.group()
+@json_option
+def alias() -> None:
+    """Named pointers to versions (champion, challenger, …)."""
+
+
+@alias.command("set")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.argument("version", type=click.IntRange(min=1))
+@expect_generation
+@click.option("--reason", help="Why; kept in the event log.")
+@json_option
+@pass_state
+def alias_set(
+    state: CliState,
+    name: str,
+    alias_name: str,
+    version: int,
+    expect_generation: int | None,
+    reason: str | None,
+) -> None:
+    """Point ALIAS of model NAME at VERSION."""
+    _move_alias(state, name, alias_name, version, expect_generation, reason)
+
+
+@alias.command("delete")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@expect_generation
+@click.option("--reason", help="Why; kept in the event log.")
+@json_option
+@pass_state
+def alias_delete(
+    state: CliState,
+    name: str,
+    alias_name: str,
+    expect_generation: int | None,
+    reason: str | None,
+) -> None:
+    """Remove ALIAS from model NAME."""
+    _move_alias(state, name, alias_name, None, expect_generation, reason)
+
+
+def _move_alias(
+    state: CliState,
+    name: str,
+    alias_name: str,
+    version: int | None,
+    expect_generation: int | None,
+    reason: str | None,
+) -> None:
+    from registry.cli.render import emit_json, print_pointer_change
+
+    change = state.store().set_aliases(
+        name, {alias_name: version}, expected_generation=expect_generation, reason=reason
+    )
+    if state.json:
+        emit_json(change)
+    else:
+        print_pointer_change(change, nothing=f"alias {alias_name} already points at {version}")

@@ -1,0 +1,123 @@
+"""The ``modelreg`` command group, its global options and the error wrapper.
+
+Commands live in sibling modules and are imported only when invoked (or
+listed by ``--help``). Every failure ends in ``RegistryCli.main``: one line
+``error: <message>`` on stderr and an exit code from ``registry.cli.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+# name -> "module:attribute"; the order is the order ``--help`` lists them in.
+COMMANDS = {
+    "init": "registry.cli.lifecycle:init",
+    "models": "registry.cli.views:models",
+    "versions": "registry.cli.views:versions",
+    "show": "registry.cli.views:show",
+    "register": "registry.cli.lifecycle:register",
+    "promote": "registry.cli.lifecycle:promote",
+    "rollback": "registry.cli.lifecycle:rollback",
+    "alias": "registry.cli.lifecycle:alias",
+    "history": "registry.cli.views:history",
+    "search": "registry.cli.queries:search",
+    "lineage": "registry.cli.queries:lineage",
+    "diff": "registry.cli.queries:diff",
+    "events": "registry.cli.views:events",
+}
+
+
+class RegistryCli(click.Group):
+    """A group that loads its commands lazily and reports every error in one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import importlib
+
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    # One signature instead of click's two overloads (-> Never in standalone mode).
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        import sys
+
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(
+                argv, prog_name or "modelreg", complete_var, standalone_mode=False, **extra
+            )
+            code = result if isinstance(result, int) else 0
+        except Exception as exc:
+            from registry.cli.errors import report
+
+            # --traceback is for debugging the CLI itself; expected errors never need it.
+            code = report(exc, show_traceback="--traceback" in argv)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    from registry.cli.state import set_json
+
+    set_json(ctx, _param, value)
+
+
+@click.group(cls=RegistryCli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--registry",
+    "registry_url",
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://… (default: $MODELREG_URL, else "
+    "sqlite:///.modelreg/registry.db).",
+)
+@click.option(
+    "--json",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_json,
+    help="Print machine-readable JSON (also accepted after any command).",
+)
+@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+@click.version_option(package_name="modelreg", prog_name="modelreg", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, registry_url: str | None, traceback: bool) -> None:
+    """modelreg: what serves in production, why, and a one-command rollback."""
+    from registry.cli.state import CliState
+
+    state = ctx.ensure_object(CliState)
+    state.registry_url = registry_url
+
+
+def main() -> None:
+    """Console-script entry point (``modelreg``)."""
+    import gc
+
+    # A short-lived process: skip cyclic garbage collection while it runs, and
+    # freeze what was built so interpreter shutdown does not walk it (~0.2 s saved).
+    gc.disable()
+    try:
+        cli.main(prog_name="modelreg")
+    finally:
+        gc.freeze()
+
+
+if __name__ == "__main__":
+    main()

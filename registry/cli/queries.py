@@ -1,0 +1,114 @@
+"""Read commands across versions: search, lineage impact and diff."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.state import CliState, json_option, pass_state
+
+
+@click.command()
+@click.argument("filter_text", metavar="FILTER")
+@click.option("--limit", type=click.IntRange(1, 10_000), metavar="N", help="At most N versions.")
+@json_option
+@pass_state
+def search(state: CliState, filter_text: str, limit: int | None) -> None:
+    """Versions matching a filter, newest first.
+
+    \b
+    Example: modelreg search "metrics.auc > 0.85 and tags.team = 'payments'"
+    Fields: name, version, stage, alias, dataset, code.commit, created_at,
+    created_by, tags.K, metrics.K, params.K; and, or, parentheses, order by, limit.
+    """
+    from registry.cli.render import emit_json, pairs, print_table, when
+
+    found = state.store().search(filter_text, limit=limit)
+    if state.json:
+        emit_json(found)
+        return
+    print_table(
+        ["model", "version", "stage", "aliases", "created", "metrics"],
+        (
+            [
+                v.name,
+                str(v.version),
+                v.stage.value,
+                ", ".join(v.aliases) or "-",
+                when(v.created_at),
+                pairs(v.metrics),
+            ]
+            for v in found
+        ),
+        empty="no versions match",
+    )
+
+
+@click.group()
+@json_option
+def lineage() -> None:
+    """What was trained on what."""
+
+
+@lineage.command()
+@click.option("--dataset", metavar="D[@V|@LO..HI]", help="A dataset, a version or a range.")
+@click.option("--pipeline", metavar="P", help="A feature pipeline version.")
+@click.option("--commit", metavar="C", help="A code commit (a prefix is enough).")
+@json_option
+@pass_state
+def impact(state: CliState, dataset: str | None, pipeline: str | None, commit: str | None) -> None:
+    """Versions that used a dataset, pipeline or commit.
+
+    Shows which of them serve in Production now.
+    """
+    from registry.cli.render import emit_json, print_table
+
+    if sum(x is not None for x in (dataset, pipeline, commit)) != 1:
+        raise click.UsageError("give exactly one of --dataset, --pipeline or --commit")
+    hits = state.store().lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+    if state.json:
+        emit_json(hits)
+        return
+    print_table(
+        ["model", "version", "stage", "in production", "datasets", "pipeline", "commit"],
+        (
+            [
+                h.name,
+                str(h.version),
+                h.stage.value,
+                "yes" if h.in_production else "no",
+                ", ".join(h.datasets) or "-",
+                h.feature_pipeline or "-",
+                h.code_commit or "-",
+            ]
+            for h in hits
+        ),
+        empty="no versions used it",
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.argument("v1", metavar="V1")
+@click.argument("v2", metavar="V2")
+@json_option
+@pass_state
+def diff(state: CliState, name: str, v1: str, v2: str) -> None:
+    """What changes from version V1 to V2 of NAME.
+
+    Metric deltas, signature (features added, removed, retyped, reordered),
+    params, tags, lineage and environment. V1 and V2 are numbers, stages
+    (production, staging), latest or aliases.
+    """
+    from registry.cli.pages import print_diff
+    from registry.cli.render import emit_json
+    from registry.cli.views import resolve_ref
+    from registry.diff import diff_versions
+
+    store = state.store()
+    a = store.get_version(name, resolve_ref(store, name, v1))
+    b = store.get_version(name, resolve_ref(store, name, v2))
+    result = diff_versions(a, b)
+    if state.json:
+        emit_json(result)
+    else:
+        print_diff(result)

@@ -1,0 +1,206 @@
+"""Read commands about models and their timelines: models, versions, show, history, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from registry.cli.state import CliState, json_option, pass_state
+
+if TYPE_CHECKING:
+    from registry.models import Event
+    from registry.store.base import RegistryStore
+
+
+class IsoTime(click.ParamType[datetime]):
+    """An ISO 8601 time; a naive one is UTC."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time, e.g. 2026-11-20T02:14:00Z", param, ctx)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def resolve_ref(store: RegistryStore, name: str, ref: str) -> int:
+    """A version number from ``3``, ``production``, ``staging``, ``latest`` or an alias."""
+    from registry.models import RESERVED_ALIASES, check_model_name
+
+    check_model_name(name)
+    ref = ref.strip()
+    if ref.isdigit():
+        return int(ref)  # get_version says which of model or version is missing
+    if ref.lower() in RESERVED_ALIASES:
+        ref = ref.lower()
+    return store.resolve(name, ref)
+
+
+@click.command()
+@json_option
+@pass_state
+def models(state: CliState) -> None:
+    """What serves in Production now, for every model.
+
+    Also each model's staging versions, aliases, generation and last change.
+    """
+    from registry.cli.render import describe_event, emit_json, print_table, versions_text, when
+
+    found = state.store().list_models()
+    if state.json:
+        emit_json(found)
+        return
+    print_table(
+        ["model", "production", "staging", "aliases", "generation", "latest", "last change"],
+        (
+            [
+                m.name,
+                versions_text([m.production] if m.production else []),
+                versions_text(m.staging),
+                ", ".join(f"{alias}={v}" for alias, v in m.aliases.items()) or "-",
+                str(m.generation),
+                str(m.latest_version),
+                (f"{when(m.last_event.at)} {describe_event(m.last_event)} by {m.last_event.actor}")
+                if m.last_event
+                else "-",
+            ]
+            for m in found
+        ),
+        empty="no models yet (modelreg register NAME --artifact FILE --meta META.json)",
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True, metavar="N"
+)
+@json_option
+@pass_state
+def versions(state: CliState, name: str, limit: int) -> None:
+    """Versions of model NAME, newest first."""
+    from registry.cli.render import emit_json, pairs, print_table, when
+
+    found = state.store().list_versions(name, limit=limit)
+    if state.json:
+        emit_json(found)
+        return
+    print_table(
+        ["version", "stage", "aliases", "created", "by", "sha256", "metrics"],
+        (
+            [
+                str(v.version),
+                v.stage.value,
+                ", ".join(v.aliases) or "-",
+                when(v.created_at),
+                v.created_by,
+                v.artifact.sha256[:12],
+                pairs(v.metrics),
+            ]
+            for v in found
+        ),
+        empty=f"model {name!r} has no versions",
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version", metavar="VERSION")
+@json_option
+@pass_state
+def show(state: CliState, name: str, version: str) -> None:
+    """Everything about one version of model NAME.
+
+    VERSION is a number, a stage (production, staging), latest or an alias.
+    """
+    from registry.cli.pages import print_version
+    from registry.cli.render import emit_json
+
+    store = state.store()
+    found = store.get_version(name, resolve_ref(store, name, version))
+    if state.json:
+        emit_json(found)
+    else:
+        print_version(found)
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--at",
+    type=IsoTime(),
+    help="Only say which version served in Production at this time (naive = UTC).",
+)
+@json_option
+@pass_state
+def history(state: CliState, name: str, at: datetime | None) -> None:
+    """The full stage and alias history of model NAME, oldest first."""
+    from registry.cli.render import emit_json
+
+    store = state.store()
+    if at is not None:
+        from registry.cli.render import when
+
+        serving = store.production_at(name, at)
+        if state.json:
+            moment = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            emit_json({"name": name, "at": moment, "production": serving})
+        elif serving is None:
+            click.echo(f"{name}: no version served in Production at {when(at)}")
+        else:
+            click.echo(f"{name}: version {serving} served in Production at {when(at)}")
+        return
+    found = store.history(name)
+    if state.json:
+        emit_json(found)
+    else:
+        _print_events(found, show_model=False)
+
+
+@click.command()
+@click.option("--since", type=click.IntRange(min=0), default=0, show_default=True, metavar="SEQ")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True, metavar="N"
+)
+@click.option("--model", metavar="NAME", help="Only events of this model.")
+@json_option
+@pass_state
+def events(state: CliState, since: int, limit: int, model: str | None) -> None:
+    """The change feed: events after sequence number SEQ, in order."""
+    from registry.cli.render import emit_json
+
+    found = state.store().events(since=since, limit=limit, model=model)
+    if state.json:
+        emit_json(found)
+    else:
+        _print_events(found, show_model=True)
+
+
+def _print_events(found: list[Event], *, show_model: bool) -> None:
+    from registry.cli.render import describe_event, print_table, when
+
+    columns = ["seq", "at", *(["model"] if show_model else []), "change", "by", "gen", "reason"]
+    print_table(
+        columns,
+        (
+            [
+                str(e.seq),
+                when(e.at),
+                *([e.model] if show_model else []),
+                describe_event(e),
+                e.actor,
+                str(e.generation),
+                e.reason or "-",
+            ]
+            for e in found
+        ),
+        empty="no events",
+    )

@@ -1,0 +1,107 @@
+"""The harness the CLI tests share: run ``modelreg`` in-process against one registry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from registry.cli.main import cli
+
+MODEL = "fraud-detector"
+
+BASE_META: dict[str, Any] = {
+    "metrics": {"auc": 0.9, "f1": 0.79},
+    "params": {"n_estimators": 200, "learning_rate": 0.1},
+    "tags": {"team": "payments"},
+    "signature": {
+        "features": [
+            {"name": "amount", "dtype": "float64"},
+            {"name": "merchant_category", "dtype": "category"},
+        ],
+        "target": {"name": "is_fraud", "dtype": "int64"},
+        "preprocessing_version": "fe-2.3",
+    },
+    "lineage": {
+        "datasets": [
+            {
+                "name": "transactions",
+                "version": "2026-11-01",
+                "fingerprint": "sha256:aaaa",
+                "rows": 120000,
+                "date_range": ["2026-10-01", "2026-10-31"],
+            }
+        ],
+        "feature_pipeline": "fe-2.3",
+        "code": {"repository": "git@example.com:fraud.git", "commit": "9f1c2ab", "branch": "main"},
+    },
+    "environment": {"python": "3.11.7", "packages": {"scikit-learn": "1.9.1"}},
+    "run_id": "run-1",
+}
+
+
+class Harness:
+    """Runs ``modelreg --registry URL …`` in-process and writes its input files."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.url = url
+        self.tmp_path = tmp_path
+        self.env = {
+            "MODELREG_HOME": str(tmp_path / "home"),
+            "MODELREG_ARTIFACTS": str(tmp_path / "artifacts"),
+            "MODELREG_USER": "oncall@test",
+            "MODELREG_URL": None,
+        }
+        self.runner = CliRunner(env=self.env)
+
+    def run(self, *args: str, stdin: str | None = None) -> Result:
+        return self.runner.invoke(cli, ["--registry", self.url, *args], input=stdin)
+
+    def json(self, *args: str) -> Any:
+        """Run with ``--json``; the command must succeed and print nothing on stderr."""
+        result = self.run(*args, "--json")
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        return json.loads(result.stdout)
+
+    def fail(self, *args: str, code: int) -> str:
+        """Run a command that must fail; return its one-line error message."""
+        result = self.run(*args)
+        assert result.exit_code == code, result.output
+        assert result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ")
+        return lines[0]
+
+    def artifact(self, content: str | None = None) -> str:
+        path = self.tmp_path / f"model-{uuid.uuid4().hex[:8]}.skops"
+        path.write_text(content or uuid.uuid4().hex)
+        return str(path)
+
+    def meta(self, changes: dict[str, Any] | None = None) -> str:
+        """A meta.json: ``BASE_META`` with top-level keys replaced by ``changes``."""
+        return self.meta_text(json.dumps({**BASE_META, **(changes or {})}))
+
+    def meta_text(self, text: str) -> str:
+        path = self.tmp_path / f"meta-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(text)
+        return str(path)
+
+    def register(self, name: str = MODEL, changes: dict[str, Any] | None = None) -> int:
+        version = self.json(
+            "register", name, "--artifact", self.artifact(), "--meta", self.meta(changes)
+        )
+        return int(version["version"])
+
+    def promote(self, version: int, *, name: str = MODEL) -> None:
+        """Staging, then Production: the legal way up."""
+        self.json("promote", name, str(version), "--stage", "Staging")
+        self.json("promote", name, str(version), "--stage", "Production")
+
+    def snapshot(self) -> tuple[Any, Any]:
+        """Everything a failed command must leave as it was: models and the event log."""
+        return self.json("models"), self.json("events")

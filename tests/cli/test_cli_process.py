@@ -1,0 +1,98 @@
+"""The installed ``modelreg`` run as a real process: entry point, exit codes, imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_harness import MODEL, Harness
+
+from registry.cli.main import COMMANDS
+
+MODELREG = Path(sys.executable).parent / "modelreg"
+HEAVY = ("prefect", "great_expectations", "sklearn")
+
+
+def _run(
+    args: list[str], reg: Harness, *, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **{k: v for k, v in reg.env.items() if v is not None}}
+    env.pop("MODELREG_URL", None)
+    command = (
+        [sys.executable, *python_flags, "-m", "registry.cli.main"]
+        if python_flags
+        else [str(MODELREG)]
+    )
+    return subprocess.run(
+        [*command, "--registry", reg.url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def served(reg: Harness) -> Harness:
+    """Two versions: the first served in Production, the second serves now."""
+    reg.register()
+    reg.register(changes={"metrics": {"auc": 0.95}})
+    reg.promote(1)
+    reg.promote(2)
+    return reg
+
+
+def test_help_lists_every_command(reg: Harness) -> None:
+    result = _run(["--help"], reg)
+    assert result.returncode == 0
+    listed = result.stdout.split("Commands:")[1]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == list(COMMANDS)
+
+
+def test_installed_script_prints_json(served: Harness) -> None:
+    result = _run(["models", "--json"], served)
+    assert result.returncode == 0, result.stderr
+    assert '"production": 2' in result.stdout
+
+
+def test_installed_script_error_is_one_line_without_traceback(served: Harness) -> None:
+    result = _run(["show", MODEL, "99"], served)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["models", "--json"], id="models"),
+        pytest.param(["show", MODEL, "production"], id="show"),
+        pytest.param(["diff", MODEL, "1", "2"], id="diff"),
+        pytest.param(["search", "metrics.auc > 0.5"], id="search"),
+        pytest.param(["lineage", "impact", "--dataset", "transactions"], id="lineage"),
+        pytest.param(["history", MODEL, "--at", "2026-01-01"], id="history"),
+        pytest.param(["rollback", MODEL, "--reason", "test"], id="rollback"),
+        pytest.param(
+            ["register", MODEL, "--artifact", "{artifact}", "--meta", "{meta}"], id="register"
+        ),
+    ],
+)
+def test_registry_commands_import_no_pipeline_or_ml_library(
+    served: Harness, args: list[str]
+) -> None:
+    files = {"{artifact}": served.artifact(), "{meta}": served.meta()}
+    result = _run([files.get(a, a) for a in args], served, python_flags=("-X", "importtime"))
+    assert result.returncode == 0, result.stderr
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "registry" in imported  # the import list was really captured
+    assert imported.isdisjoint(HEAVY), imported & set(HEAVY)
