@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
@@ -270,8 +270,12 @@ _BY_NAME = (
 )
 _RESOLVE_NUMBER = _BY_NAME.where(_v.c.version == bindparam("version"))
 _RESOLVE_LATEST = _BY_NAME.order_by(_v.c.version.desc()).limit(1)
+# max() rather than ORDER BY … LIMIT 1: the planner then drives from the
+# (model_id, stage) index instead of walking every version newest-first.
 _RESOLVE_STAGE = (
-    _BY_NAME.where(_v.c.stage == bindparam("stage")).order_by(_v.c.version.desc()).limit(1)
+    select(func.max(_v.c.version))
+    .join(_m, _m.c.id == _v.c.model_id)
+    .where(_m.c.name == bindparam("name"), _v.c.stage == bindparam("stage"))
 )
 _RESOLVE_ALIAS = (
     select(_v.c.version)

@@ -75,7 +75,7 @@ class VersionRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("model_id", "version", name="uq_version_number"),
         UniqueConstraint("model_id", "idempotency_key", name="uq_version_idempotency"),
-        Index("ix_version_model_stage", "model_id", "stage"),
+        Index("ix_version_model_stage", "model_id", "stage", "version"),
         Index("ix_version_created_at", "created_at"),
     )
 

@@ -124,7 +124,7 @@ def upgrade() -> None:
             batch_op.f("ix_model_version_feature_pipeline"), ["feature_pipeline"], unique=False
         )
         batch_op.create_index("ix_version_created_at", ["created_at"], unique=False)
-        batch_op.create_index("ix_version_model_stage", ["model_id", "stage"], unique=False)
+        batch_op.create_index("ix_version_model_stage", ["model_id", "stage", "version"], unique=False)
 
     op.create_table(
         "model_alias",
