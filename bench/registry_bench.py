@@ -1000,8 +1000,27 @@ def machine_info() -> dict[str, Any]:
         "psycopg": psycopg.__version__,
         "sqlite": sqlite3.sqlite_version,
         "git_commit": commit or "unknown",
+        "registry_code": code_fingerprint(),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def code_fingerprint() -> str:
+    """Uncommitted edits under registry/ and a digest of its sources: the code measured."""
+    status = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "registry"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "registry").rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode())
+        digest.update(path.read_bytes())
+    changed = len(status.splitlines())
+    return (
+        f"{changed} uncommitted file(s) under registry/, sources sha256 {digest.hexdigest()[:12]}"
+    )
 
 
 def fmt(value: Any) -> str:
@@ -1073,7 +1092,8 @@ def markdown_run(run: dict[str, Any]) -> list[str]:
     lines = [
         f"## {run['backend']}{mode}",
         "",
-        f"{m['date']} · git {m['git_commit']} · {m['nproc']} CPUs ({m['cpu']}) · "
+        f"{m['date']} · git {m['git_commit']} ({m.get('registry_code', '?')}) · "
+        f"{m['nproc']} CPUs ({m['cpu']}) · "
         f"Python {m['python']} · SQLAlchemy {m['sqlalchemy']} · pydantic {m['pydantic']} · "
         f"psycopg {m['psycopg']} · SQLite {m['sqlite']} · load average (1/5/15 min) "
         f"{m.get('loadavg_at_start')} at start, {m.get('loadavg_at_end')} at end"

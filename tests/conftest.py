@@ -142,19 +142,49 @@ def postgres_server(postgres_server_url: str) -> Iterator[PostgresServer]:
 
 
 class PostgresDatabase:
-    """The session's migrated database, emptied in place between tests."""
+    """The session's migrated database, emptied in place between tests.
+
+    Emptied with DELETE and sequence restarts rather than TRUNCATE: the end state is the
+    same (no rows, identities from 1, event counter at 0), but TRUNCATE swaps every
+    table's files and measured 150-220 ms per test on a busy server against 10-30 ms.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         SqlStore(url, actor="conftest").close()  # migrate once
         self.engine = sa.create_engine(url, pool_size=1)
-        tables = [t.name for t in metadata.sorted_tables if t is not event_counter_table]
-        self._truncate = "TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-        self._truncate += " RESTART IDENTITY CASCADE"
+        with self.engine.connect() as conn:
+            self._sequences = list(
+                conn.execute(
+                    sa.text(
+                        "SELECT sequence_name FROM information_schema.sequences"
+                        " WHERE sequence_schema = current_schema()"
+                    )
+                ).scalars()
+            )
+
+    def create_schema(self, prefix: str) -> str:
+        """A URL whose connections see only a new, empty schema of this database: a fresh
+        registry for the store (all its objects live in one schema), for milliseconds
+        where CREATE DATABASE costs about a second on a busy server."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+        url = make_url(self.url).update_query_dict({"options": f"-csearch_path={name}"})
+        return url.render_as_string(hide_password=False)
+
+    def drop_schema(self, url: str) -> None:
+        name = make_url(url).query["options"].removeprefix("-csearch_path=")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
 
     def reset(self) -> None:
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._truncate)
+            for table in reversed(metadata.sorted_tables):
+                if table is not event_counter_table:
+                    conn.execute(table.delete())
+            for sequence in self._sequences:
+                conn.exec_driver_sql(f'ALTER SEQUENCE "{sequence}" RESTART')
             conn.execute(sa.update(event_counter_table).values(seq=0))
 
     def close(self) -> None:
@@ -200,31 +230,32 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
 
 @pytest.fixture
 def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database the registry has never touched (no schema at all)."""
+    """A database the registry has never touched: a new SQLite file, or on PostgreSQL a
+    new empty schema that the URL's connections use (see ``create_schema``)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.create_database("modelreg_fresh")
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    url = database.create_schema("fresh")
     yield url
-    server.drop_database(url)
+    database.drop_schema(url)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def module_store_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A migrated database of its own for one test module: build state once, then let
-    many tests read it (or check that they changed nothing)."""
+    """A registry of its own for one test module (a file, or a PostgreSQL schema): build
+    state once, then let many tests read it (or check that they changed nothing)."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("module") / "reg.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.create_database("modelreg_module")
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    url = database.create_schema("module")
     yield url
-    server.drop_database(url)
+    database.drop_schema(url)
 
 
 @pytest.fixture(scope="module")

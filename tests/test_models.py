@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -274,7 +275,7 @@ def test_model_versions_are_frozen() -> None:
         stage=Stage.NONE,
         artifact=ArtifactRef(uri="file:///a", sha256="a" * 64, size=1),
         created_by="me",
-        created_at="2026-11-01T00:00:00Z",  # type: ignore[arg-type]
+        created_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
 
     with pytest.raises(ValidationError):

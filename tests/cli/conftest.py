@@ -45,7 +45,7 @@ def artifacts_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Engine]:
+def pg_admin() -> Iterator[Engine]:
     """An AUTOCOMMIT engine on the maintenance database of the test server."""
     server = os.environ.get("MODELREG_TEST_POSTGRES_URL")
     if not server:
@@ -62,22 +62,20 @@ def postgres_server() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def postgres_database(
-    postgres_server: Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def pg_template(pg_admin: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """This session's database, migrated by ``modelreg init`` and then left untouched:
     each test gets a copy of it (``CREATE DATABASE … TEMPLATE``)."""
     name = f"modelreg_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _created(postgres_server, name) as url:
+    with _created(pg_admin, name) as url:
         Harness(url, tmp_path_factory.mktemp("pg-template")).json("init")
         yield name
 
 
 @pytest.fixture
-def postgresql_url(postgres_server: Engine, postgres_database: str) -> Iterator[str]:
+def postgresql_url(pg_admin: Engine, pg_template: str) -> Iterator[str]:
     """A fresh, migrated, empty registry database for one test."""
-    name = f"{postgres_database}_{uuid.uuid4().hex[:6]}"
-    with _created(postgres_server, name, template=postgres_database) as url:
+    name = f"{pg_template}_{uuid.uuid4().hex[:6]}"
+    with _created(pg_admin, name, template=pg_template) as url:
         yield url
 
 

@@ -119,12 +119,11 @@ BAD_INPUTS = [
     case("alias named like a stage", ["alias", "set", MODEL, "production", "1"], USAGE, "reserved"),
     case("alias with capitals", ["alias", "set", MODEL, "Champion", "1"], USAGE, "invalid alias"),
     case("alias on an unknown version", ["alias", "set", MODEL, "champion", "99"], NOT_FOUND, "99"),
-    pytest.param(
+    case(
+        "delete an alias that does not exist",
         ["alias", "delete", MODEL, "champion"],
         NOT_FOUND,
         "champion",
-        None,
-        id="delete an alias that does not exist",
     ),
     case(
         "stale generation on alias",

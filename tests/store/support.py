@@ -80,9 +80,18 @@ class ProcessPool:
     START_DELAY_S = 0.3
     TIMEOUT_S = 90
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, warm: Callable[[float], object]) -> None:
+        """Start ``size`` processes and have each call ``warm`` once (to import what the
+        tests will run) without waiting for them: see ``ready``."""
         self.size = size
         self._pool = multiprocessing.get_context("spawn").Pool(size)
+        start_at = time.time() + self.START_DELAY_S
+        self._warming = self._pool.map_async(warm, [start_at] * size, chunksize=1)
+
+    def ready(self) -> ProcessPool:
+        """Wait until every process has booted and imported the registry."""
+        self._warming.get(self.TIMEOUT_S)
+        return self
 
     def run_together(self, target: Callable[..., R], calls: Sequence[tuple[Any, ...]]) -> list[R]:
         """Run ``target(*call, start_at)`` once per call, each in its own process,

@@ -14,7 +14,7 @@ from .support import promote, register_versions, snapshot
 
 PointerCall = Callable[[SqlStore, int | None], PointerChange]
 
-# Each call is legal in the state ``_served_twice`` leaves, so only the generation decides.
+# Each call is legal in the state ``served_twice`` leaves, so only the generation decides.
 POINTER_CALLS: dict[str, PointerCall] = {
     "stage": lambda s, g: s.transition("fraud", 4, Stage.STAGING, expected_generation=g),
     "promote": lambda s, g: s.transition("fraud", 3, Stage.PRODUCTION, expected_generation=g),
@@ -54,6 +54,17 @@ def test_stale_generation_is_a_conflict_and_changes_nothing(
     assert snapshot(served_twice) == before
 
 
+@pytest.mark.parametrize("offset", [1, 100], ids=["next", "far-ahead"])
+def test_a_generation_from_the_future_is_a_conflict(served_twice: SqlStore, offset: int) -> None:
+    ahead = served_twice.get_model("fraud").generation + offset
+    before = snapshot(served_twice)
+
+    with pytest.raises(Conflict, match="stale generation"):
+        POINTER_CALLS["promote"](served_twice, ahead)
+
+    assert snapshot(served_twice) == before
+
+
 @pytest.mark.parametrize("call", POINTER_CALLS.values(), ids=POINTER_CALLS.keys())
 def test_current_generation_succeeds_and_adds_exactly_one(
     served_twice: SqlStore, call: PointerCall
@@ -70,13 +81,11 @@ def test_current_generation_succeeds_and_adds_exactly_one(
     assert served_twice.events(since=last_seq) == list(change.events)
 
 
-@pytest.mark.parametrize("call", POINTER_CALLS.values(), ids=POINTER_CALLS.keys())
-def test_without_expected_generation_the_change_applies(
-    served_twice: SqlStore, call: PointerCall
-) -> None:
+@pytest.mark.parametrize("kind", ["promote", "alias", "rollback"])
+def test_without_expected_generation_the_change_applies(served_twice: SqlStore, kind: str) -> None:
     generation = served_twice.get_model("fraud").generation
 
-    assert call(served_twice, None).generation == generation + 1
+    assert POINTER_CALLS[kind](served_twice, None).generation == generation + 1
 
 
 def test_generations_are_per_model(store: SqlStore) -> None:

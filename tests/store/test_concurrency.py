@@ -106,7 +106,7 @@ def test_processes_flipping_production_lose_no_update(
     last_seq = store.events(limit=10_000)[-1].seq
 
     reports = processes.run_together(
-        workers.flip, [(store_url, "fraud", own, rounds) for own in staged]
+        workers.flip, [(store_url, "fraud", 1, own, rounds) for own in staged]
     )
 
     outcomes = [o for report in reports for o in report]

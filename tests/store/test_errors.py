@@ -90,12 +90,14 @@ def test_a_write_locked_past_the_busy_timeout_is_unavailable(
     holder.execute("BEGIN IMMEDIATE")
     store = SqlStore(f"sqlite:///{path}", actor="tester")
     try:
-        with pytest.raises(RegistryUnavailable, match="locked"):
+        with pytest.raises(RegistryUnavailable, match="locked") as raised:
             store.register("fraud", artifact(b"x"), VersionCreate())
     finally:
         holder.rollback()
         holder.close()
         store.close()
+
+    _assert_translated(raised, OperationalError)
 
 
 def test_a_postgres_server_that_is_down_is_unavailable() -> None:

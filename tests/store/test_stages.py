@@ -53,18 +53,12 @@ def test_rules_cover_every_pair() -> None:
 
 
 @pytest.mark.parametrize(("current", "target"), PAIRS, ids=lambda s: s.value)
-def test_policy_table_agrees_with_the_rules(current: Stage, target: Stage) -> None:
-    allowed = target in ALLOWED_TRANSITIONS[current]
-
-    assert allowed == (RULES[current, target] == "moves")
-
-
-@pytest.mark.parametrize(("current", "target"), PAIRS, ids=lambda s: s.value)
 def test_transition_follows_the_rules(store: SqlStore, current: Stage, target: Stage) -> None:
     version = _put_in(store, current)
     generation = store.get_model("fraud").generation
     before = snapshot(store)
     rule = RULES[current, target]
+    assert (target in ALLOWED_TRANSITIONS[current]) == (rule == "moves")  # the policy oracle
 
     if rule == "refused":
         with pytest.raises(Conflict, match=f"from {current.value} to {target.value}"):
@@ -82,22 +76,6 @@ def test_transition_follows_the_rules(store: SqlStore, current: Stage, target: S
         assert [(e.from_value, e.to_value) for e in change.events] == [
             (current.value, target.value)
         ]
-
-
-@pytest.mark.parametrize(("current", "target"), PAIRS, ids=lambda s: s.value)
-def test_store_agrees_with_the_policy_oracle(
-    store: SqlStore, current: Stage, target: Stage
-) -> None:
-    version = _put_in(store, current)
-    legal = target in ALLOWED_TRANSITIONS[current] or target == current
-
-    try:
-        store.transition("fraud", version, target)
-        moved = True
-    except Conflict:
-        moved = False
-
-    assert moved == legal
 
 
 def test_promoting_archives_the_previous_production_in_the_same_change(

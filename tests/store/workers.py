@@ -49,22 +49,25 @@ def open_and_register(url: str, start_at: float) -> tuple[str, Any]:
 def flip(
     url: str,
     name: str,
+    first: int,
     staged: list[int],
     rounds: int,
     start_at: float,
 ) -> list[tuple[str, Any]]:
-    """Alternate promoting this worker's own staged versions and rolling back to one of
-    them, each time with the generation read just before.
+    """Alternate promoting this worker's own staged versions and rolling back, each time
+    with the generation read just before.
 
-    Only this worker moves its own versions into Production, so every refusal it can
-    meet comes from a lost race: the store must report each one as ``Conflict``.
-    Reports ``("ok", generation)``, ``("conflict", None)`` or ``("error", text)`` per call.
+    Rollbacks go to ``first`` (which every worker targets, so a stale caller may find it
+    already serving) or to a version this worker promoted. Each call is legal in the
+    state the worker read, so any refusal comes from a lost race and must be a
+    ``Conflict``. Reports ``("ok", generation)``, ``("conflict", None)`` or
+    ``("error", text)`` per call.
     """
     outcomes: list[tuple[str, Any]] = []
     try:
         with SqlStore(url, actor=f"flipper-{staged[0]}") as store:
             wait_until(start_at)
-            pending, served = list(staged), []
+            pending, served = list(staged), [first]
             for round_ in range(rounds):
                 model = store.get_model(name)
                 back_to = [v for v in served if v != model.production]
@@ -72,7 +75,7 @@ def flip(
                     if back_to and (round_ % 2 or not pending):
                         change = store.rollback(
                             name,
-                            to=back_to[-1],
+                            to=back_to[round_ // 2 % len(back_to)],
                             expected_generation=model.generation,
                             reason=f"flip {round_}",
                         )
