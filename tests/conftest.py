@@ -153,6 +153,7 @@ class PostgresDatabase:
         self.url = url
         SqlStore(url, actor="conftest").close()  # migrate once
         self.engine = sa.create_engine(url, pool_size=1)
+        self._schemas: dict[str, str] = {}  # URL → schema name
         with self.engine.connect() as conn:
             self._sequences = list(
                 conn.execute(
@@ -171,10 +172,12 @@ class PostgresDatabase:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
         url = make_url(self.url).update_query_dict({"options": f"-csearch_path={name}"})
-        return url.render_as_string(hide_password=False)
+        rendered = url.render_as_string(hide_password=False)
+        self._schemas[rendered] = name
+        return rendered
 
     def drop_schema(self, url: str) -> None:
-        name = make_url(url).query["options"].removeprefix("-csearch_path=")
+        name = self._schemas.pop(url)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
 

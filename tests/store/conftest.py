@@ -18,7 +18,7 @@ _POOL = pytest.StashKey[ProcessPool]()
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     under_xdist = hasattr(config, "workerinput")  # a worker may never run these tests
-    if not under_xdist and any("processes" in item.fixturenames for item in items):
+    if not under_xdist and any("processes" in getattr(item, "fixturenames", ()) for item in items):
         config.stash[_POOL] = ProcessPool(POOL_SIZE, warm=workers.warm)
 
 

@@ -7,6 +7,7 @@ processes begin together, and reports what happened instead of raising.
 from __future__ import annotations
 
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -21,6 +22,15 @@ def wait_until(start_at: float) -> None:
     time.sleep(max(0.0, start_at - time.time()))
 
 
+def describe(exc: Exception) -> str:
+    """The error and the registry line it came from, for the test's failure message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if exc.__cause__ is not None:
+        frames += traceback.extract_tb(exc.__cause__.__traceback__)
+    ours = [f for f in frames if "/registry/" in f.filename] or frames
+    return f"{type(exc).__name__}: {exc} (from {ours[-1].filename}:{ours[-1].lineno})"
+
+
 def register_many(url: str, name: str, count: int, start_at: float) -> tuple[str, Any]:
     """Register ``count`` versions; report the version numbers or the error."""
     try:
@@ -32,7 +42,7 @@ def register_many(url: str, name: str, count: int, start_at: float) -> tuple[str
             ]
         return ("ok", numbers)
     except Exception as exc:
-        return ("error", f"{type(exc).__name__}: {exc}")
+        return ("error", describe(exc))
 
 
 def open_and_register(url: str, start_at: float) -> tuple[str, Any]:
@@ -43,7 +53,7 @@ def open_and_register(url: str, start_at: float) -> tuple[str, Any]:
             version = store.register("fraud", artifact(uuid.uuid4().bytes), VersionCreate())
         return ("ok", version.version)
     except Exception as exc:
-        return ("error", f"{type(exc).__name__}: {exc}")
+        return ("error", describe(exc))
 
 
 def flip(
@@ -92,9 +102,9 @@ def flip(
                 except Conflict:
                     outcomes.append(("conflict", None))
                 except Exception as exc:
-                    outcomes.append(("error", f"{type(exc).__name__}: {exc}"))
+                    outcomes.append(("error", describe(exc)))
     except Exception as exc:
-        outcomes.append(("error", f"{type(exc).__name__}: {exc}"))
+        outcomes.append(("error", describe(exc)))
     return outcomes
 
 
