@@ -242,20 +242,11 @@ class VersionsMixin:
     def _allocate_version(self, conn: Connection, name: str) -> tuple[LockedModel, int]:
         """Next version number: an atomic increment under the model row's lock, so
         concurrent registrants never share or skip a number."""
-        stmt = (
-            update(models_table)
-            .where(models_table.c.name == name)
-            .values(last_version=models_table.c.last_version + 1, updated_at=utcnow())
-            .returning(
-                models_table.c.id,
-                models_table.c.last_version,
-                models_table.c.generation,
-            )
-        )
-        row = conn.execute(stmt).first()
+        params = {"m_name": name, "m_now": utcnow()}
+        row = conn.execute(_ALLOCATE_VERSION, params).first()
         if row is None:
             self._insert_model(conn, name)
-            row = conn.execute(stmt).one()
+            row = conn.execute(_ALLOCATE_VERSION, params).one()
         return LockedModel(row.id, name, row.generation), row.last_version
 
     def _insert_version(
