@@ -27,6 +27,9 @@ COMMANDS = {
     "lineage": "registry.cli.queries:lineage",
     "diff": "registry.cli.queries:diff",
     "events": "registry.cli.views:events",
+    "replicate": "registry.cli.replicas:replicate",
+    "replicas": "registry.cli.replicas:replicas",
+    "verify": "registry.cli.replicas:verify",
 }
 
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from pydantic_core import from_json
+from sqlalchemy import Connection, Row, Text, bindparam, cast, insert, select, update
 
 from registry.errors import Conflict, NotFound
-from registry.models import ArtifactRef, Event, ModelVersion, Stage
+from registry.models import (
+    ArtifactRef,
+    Environment,
+    Event,
+    Lineage,
+    ModelVersion,
+    Signature,
+    Stage,
+)
 from registry.store.sql.schema import (
     aliases_table,
-    attributes_table,
     event_counter_table,
     events_table,
     models_table,
@@ -140,53 +149,113 @@ def event_from_row(row: Row[Any, *tuple[Any, ...]]) -> Event:
 
 
 def load_versions(conn: Connection, ids: Sequence[int]) -> list[ModelVersion]:
-    """Full domain objects for version ids, in the order given."""
+    """Full domain objects for version ids, in the order given.
+
+    One read of the version documents (JSON columns as their stored text) and one
+    of the aliases. The nested parts are parsed from that text, and signature,
+    lineage and environment through a memo: the same text is the same frozen
+    object (versions of a model usually share a signature and environment).
+    """
     if not ids:
         return []
-    v, m = versions_table, models_table
-    rows = conn.execute(
-        select(v, m.c.name.label("model_name"))
-        .join(m, m.c.id == v.c.model_id)
-        .where(v.c.id.in_(ids))
-    ).all()
-    attrs: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in ids}
-    for a in conn.execute(select(attributes_table).where(attributes_table.c.version_id.in_(ids))):
-        value = a.num if a.kind == "metric" else a.text
-        attrs[a.version_id].setdefault(a.kind, {})[a.key] = value
+    statement = _DOC_STATEMENTS[conn.dialect.name == "sqlite"]
+    rows = conn.execute(statement, {"ids": list(ids)}).all()
     aliases: dict[int, list[str]] = {}
-    for a in conn.execute(
-        select(aliases_table.c.version_id, aliases_table.c.alias)
-        .where(aliases_table.c.version_id.in_(ids))
-        .order_by(aliases_table.c.alias)
-    ):
+    for a in conn.execute(_ALIASES_OF, {"ids": list(ids)}):
         aliases.setdefault(a.version_id, []).append(a.alias)
-    by_id = {r.id: _version(r, attrs[r.id], aliases.get(r.id, ())) for r in rows}
+    by_id = {r.id: _version(r, aliases.get(r.id, ())) for r in rows}
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _version(
-    row: Row[Any], attrs: dict[str, dict[str, Any]], aliases: Iterable[str]
-) -> ModelVersion:
+def _doc_statement(raw_time: bool) -> Any:
+    v, m = versions_table, models_table
+    created_at = cast(v.c.created_at, Text) if raw_time else v.c.created_at
+    return (
+        select(
+            v.c.id,
+            m.c.name,
+            v.c.version,
+            v.c.stage,
+            v.c.artifact_uri,
+            v.c.sha256,
+            v.c.size,
+            v.c.format,
+            *(cast(c, Text).label(c.name) for c in _DOC_JSON_COLUMNS),
+            v.c.run_id,
+            v.c.idempotency_key,
+            v.c.description,
+            v.c.created_by,
+            created_at.label("created_at"),
+        )
+        .join(m, m.c.id == v.c.model_id)
+        .where(v.c.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+_DOC_JSON_COLUMNS = (
+    versions_table.c.signature,
+    versions_table.c.metrics,
+    versions_table.c.params,
+    versions_table.c.tags,
+    versions_table.c.lineage,
+    versions_table.c.environment,
+)
+# SQLite keeps naive UTC text that ``fromisoformat`` reads directly (much faster than
+# the generic DateTime processor); PostgreSQL returns timestamptz values.
+_DOC_STATEMENTS = {raw: _doc_statement(raw) for raw in (True, False)}
+_ALIASES_OF = (
+    select(aliases_table.c.version_id, aliases_table.c.alias)
+    .where(aliases_table.c.version_id.in_(bindparam("ids", expanding=True)))
+    .order_by(aliases_table.c.alias)
+)
+
+
+def _version(row: Row[Any], aliases: Iterable[str]) -> ModelVersion:
+    # Positional access: the column order of ``_doc_statement``.
+    (_id, name, version, stage, uri, sha256, size, fmt) = row[:8]
+    (signature, metrics, params, tags, lineage, environment) = row[8:14]
+    (run_id, idempotency_key, description, created_by, created_at) = row[14:]
+    if isinstance(created_at, str):
+        created_at = datetime.fromisoformat(created_at).replace(tzinfo=UTC)
     return ModelVersion(
-        name=row.model_name,
-        version=row.version,
-        stage=Stage(row.stage),
+        name=name,
+        version=version,
+        stage=Stage(stage),
         aliases=tuple(aliases),
-        artifact=ArtifactRef(
-            uri=row.artifact_uri, sha256=row.sha256, size=row.size, format=row.format
-        ),
-        signature=row.signature,
-        metrics=attrs.get("metric", {}),
-        # Params keep their original JSON types in the row; the attribute table is for search.
-        params=row.params or {},
-        tags=attrs.get("tag", {}),
-        lineage=row.lineage or {},
-        environment=row.environment or {},
-        run_id=row.run_id,
-        idempotency_key=row.idempotency_key,
-        description=row.description,
-        created_by=row.created_by,
-        created_at=row.created_at,
+        artifact=ArtifactRef(uri=uri, sha256=sha256, size=size, format=fmt),
+        signature=_signature(signature),
+        metrics=_mapping(metrics),
+        params=_mapping(params),
+        tags=_mapping(tags),
+        lineage=_lineage(lineage),
+        environment=_environment(environment),
+        run_id=run_id,
+        idempotency_key=idempotency_key,
+        description=description,
+        created_by=created_by,
+        created_at=created_at,
+    )
+
+
+def _mapping(text: str | None) -> dict[str, Any]:
+    value = from_json(text) if text else None
+    return value if isinstance(value, dict) else {}
+
+
+@lru_cache(maxsize=4096)
+def _signature(text: str | None) -> Signature | None:
+    return None if text in (None, "null") else Signature.model_validate_json(text)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4096)
+def _lineage(text: str | None) -> Lineage:
+    return Lineage() if text in (None, "null") else Lineage.model_validate_json(text)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1024)
+def _environment(text: str | None) -> Environment:
+    return (
+        Environment() if text in (None, "null") else Environment.model_validate_json(text)  # type: ignore[arg-type]
     )
 
 

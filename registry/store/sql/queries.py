@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 
 from registry.errors import InvalidInput
 from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
@@ -67,13 +68,9 @@ class QueriesMixin:
         return serving_after([c for c in timeline if c.seq <= last_seq])
 
     def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
-        from registry.search import search_statement
-
-        statement = search_statement(filter_text)
-        if limit is not None:
-            if not 1 <= limit <= MAX_EVENTS:
-                raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
-            statement = statement.limit(limit)
+        if limit is not None and not 1 <= limit <= MAX_EVENTS:
+            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+        statement = _compiled_search(filter_text, limit)
         with self.db.read() as conn:
             ids = list(conn.execute(statement).scalars())
             return load_versions(conn, ids)
@@ -133,6 +130,16 @@ class QueriesMixin:
             )
             for r in rows
         ]
+
+
+@lru_cache(maxsize=256)
+def _compiled_search(filter_text: str, limit: int | None) -> Select[tuple[int]]:
+    """The statement for a filter: parsed and built once per distinct text (its
+    literals are bound parameters inside it, so equal text means equal statement)."""
+    from registry.search import search_statement
+
+    statement = search_statement(filter_text)
+    return statement if limit is None else statement.limit(limit)
 
 
 def _dataset_condition(spec: str):  # type: ignore[no-untyped-def]

@@ -77,6 +77,14 @@ class VersionRow(SQLModel, table=True):
         UniqueConstraint("model_id", "idempotency_key", name="uq_version_idempotency"),
         Index("ix_version_model_stage", "model_id", "stage", "version"),
         Index("ix_version_created_at", "created_at"),
+        # Rollback candidates: versions that served and were not rolled away from.
+        Index(
+            "ix_version_served",
+            "model_id",
+            "served_generation",
+            sqlite_where=sql_text("served_generation IS NOT NULL AND rolled_back = 0"),
+            postgresql_where=sql_text("served_generation IS NOT NULL AND NOT rolled_back"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -88,7 +96,11 @@ class VersionRow(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)
     format: str
     signature: dict[str, Any] | None = _json()
+    # Metrics and tags are stored twice: here as the version's document (read back
+    # exactly as written), and as version_attribute rows that search indexes.
+    metrics: dict[str, Any] | None = _json()
     params: dict[str, Any] | None = _json()
+    tags: dict[str, Any] | None = _json()
     lineage: dict[str, Any] | None = _json()
     environment: dict[str, Any] | None = _json()
     run_id: str | None = None
@@ -96,6 +108,11 @@ class VersionRow(SQLModel, table=True):
     description: str | None = None
     feature_pipeline: str | None = Field(default=None, index=True)
     code_commit: str | None = Field(default=None, index=True)
+    # Derived from the event log in the same transaction, so a rollback finds its
+    # target with one indexed read: the model generation at which this version last
+    # entered Production, and whether a rollback ever moved Production away from it.
+    served_generation: int | None = Field(default=None, sa_type=BigInteger)
+    rolled_back: bool = Field(default=False, sa_column_kwargs={"server_default": sql_text("false")})
     created_by: str
     created_at: datetime = _utc()
 

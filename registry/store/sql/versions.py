@@ -271,7 +271,9 @@ class VersionsMixin:
                 "size": artifact.size,
                 "format": artifact.format,
                 "signature": meta.signature.model_dump(mode="json") if meta.signature else None,
+                "metrics": meta.metrics,
                 "params": meta.params,
+                "tags": meta.tags,
                 "lineage": lineage.model_dump(mode="json", exclude_none=True),
                 "environment": meta.environment.model_dump(mode="json", exclude_none=True),
                 "run_id": meta.run_id,
@@ -381,6 +383,10 @@ class VersionsMixin:
         tags: Mapping[str, str | None],
     ) -> None:
         a = attributes_table
+        document = dict(
+            conn.execute(select(versions_table.c.tags).where(versions_table.c.id == vid)).scalar()
+            or {}
+        )
         for key, value in tags.items():
             old = conn.execute(
                 select(a.c.text).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key)
@@ -390,6 +396,12 @@ class VersionsMixin:
             conn.execute(delete(a).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key))
             if value is not None:
                 conn.execute(insert(a).values(version_id=vid, kind="tag", key=key, text=value))
+                document[key] = value
+            else:
+                document.pop(key, None)
+            conn.execute(
+                update(versions_table).where(versions_table.c.id == vid).values(tags=document)
+            )
             append_event(
                 conn,
                 model,

@@ -86,11 +86,13 @@ def upgrade() -> None:
             sa.JSON(),
             nullable=True,
         ),
+        sa.Column("metrics", sa.JSON(), nullable=True),
         sa.Column(
             "params",
             sa.JSON(),
             nullable=True,
         ),
+        sa.Column("tags", sa.JSON(), nullable=True),
         sa.Column(
             "lineage",
             sa.JSON(),
@@ -106,6 +108,8 @@ def upgrade() -> None:
         sa.Column("description", sa.String(), nullable=True),
         sa.Column("feature_pipeline", sa.String(), nullable=True),
         sa.Column("code_commit", sa.String(), nullable=True),
+        sa.Column("served_generation", sa.BigInteger(), nullable=True),
+        sa.Column("rolled_back", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_by", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -125,6 +129,13 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_version_created_at", ["created_at"], unique=False)
         batch_op.create_index("ix_version_model_stage", ["model_id", "stage", "version"], unique=False)
+        batch_op.create_index(
+            "ix_version_served",
+            ["model_id", "served_generation"],
+            unique=False,
+            sqlite_where=sa.text("served_generation IS NOT NULL AND rolled_back = 0"),
+            postgresql_where=sa.text("served_generation IS NOT NULL AND NOT rolled_back"),
+        )
 
     op.create_table(
         "model_alias",
@@ -216,6 +227,7 @@ def downgrade() -> None:
 
     op.drop_table("model_alias")
     with op.batch_alter_table("model_version", schema=None) as batch_op:
+        batch_op.drop_index("ix_version_served")
         batch_op.drop_index("ix_version_model_stage")
         batch_op.drop_index("ix_version_created_at")
         batch_op.drop_index(batch_op.f("ix_model_version_feature_pipeline"))
