@@ -210,7 +210,7 @@ _ALIASES_OF = (
 )
 
 
-def _version(row: Row[Any], aliases: Iterable[str]) -> ModelVersion:
+def _version(row: Sequence[Any], aliases: Iterable[str]) -> ModelVersion:
     # Positional access: the column order of ``_doc_statement``.
     (_id, name, version, stage, uri, sha256, size, fmt) = row[:8]
     (signature, metrics, params, tags, lineage, environment) = row[8:14]
@@ -244,19 +244,17 @@ def _mapping(text: str | None) -> dict[str, Any]:
 
 @lru_cache(maxsize=4096)
 def _signature(text: str | None) -> Signature | None:
-    return None if text in (None, "null") else Signature.model_validate_json(text)  # type: ignore[arg-type]
+    return None if text in (None, "null") else Signature.model_validate_json(text)
 
 
 @lru_cache(maxsize=4096)
 def _lineage(text: str | None) -> Lineage:
-    return Lineage() if text in (None, "null") else Lineage.model_validate_json(text)  # type: ignore[arg-type]
+    return Lineage() if text in (None, "null") else Lineage.model_validate_json(text)
 
 
 @lru_cache(maxsize=1024)
 def _environment(text: str | None) -> Environment:
-    return (
-        Environment() if text in (None, "null") else Environment.model_validate_json(text)  # type: ignore[arg-type]
-    )
+    return Environment() if text in (None, "null") else Environment.model_validate_json(text)
 
 
 def version_id(conn: Connection, model_id: int, version: int, name: str) -> tuple[int, Stage]:

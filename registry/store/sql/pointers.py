@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
@@ -33,6 +33,8 @@ from registry.store.sql.schema import (
     models_table,
     versions_table,
 )
+
+_v, _m, _a = versions_table, models_table, aliases_table
 
 
 class PointersMixin:
@@ -64,7 +66,9 @@ class PointersMixin:
             events: list[Event] = []
             if stage == Stage.PRODUCTION:
                 events += self._archive_production(conn, model, generation, reason, now)
-            self._set_stage(conn, vid, stage)
+                conn.execute(_ENTER_PRODUCTION, {"vid": vid, "generation": generation})
+            else:
+                _set_stage(conn, vid, stage)
             events.append(
                 append_event(
                     conn,
@@ -91,13 +95,8 @@ class PointersMixin:
         now: object,
     ) -> list[Event]:
         events = []
-        for row in conn.execute(
-            select(versions_table.c.id, versions_table.c.version).where(
-                versions_table.c.model_id == model.id,
-                versions_table.c.stage == Stage.PRODUCTION.value,
-            )
-        ).all():
-            self._set_stage(conn, row.id, Stage.ARCHIVED)
+        for row in conn.execute(_IN_PRODUCTION, {"model_id": model.id}).all():
+            _set_stage(conn, row.id, Stage.ARCHIVED)
             events.append(
                 append_event(
                     conn,
@@ -114,12 +113,6 @@ class PointersMixin:
                 )
             )
         return events
-
-    @staticmethod
-    def _set_stage(conn: Connection, vid: int, stage: Stage) -> None:
-        conn.execute(
-            update(versions_table).where(versions_table.c.id == vid).values(stage=stage.value)
-        )
 
     # ------------------------------------------------------------ aliases
 
@@ -209,14 +202,9 @@ class PointersMixin:
         with self.db.write() as conn:
             model = lock_model(conn, name)
             check_generation(model, expected_generation)
-            current = conn.execute(
-                select(versions_table.c.id, versions_table.c.version).where(
-                    versions_table.c.model_id == model.id,
-                    versions_table.c.stage == Stage.PRODUCTION.value,
-                )
-            ).first()
+            current = conn.execute(_IN_PRODUCTION, {"model_id": model.id}).first()
             decision = choose_rollback_target(
-                production_timeline(conn, model.id),
+                rollback_candidates(conn, model.id, to),
                 current.version if current else None,
                 to,
             )
@@ -229,8 +217,8 @@ class PointersMixin:
             target_id, _ = version_id(conn, model.id, target, name)
             generation = bump_generation(conn, model, expected_generation)
             if current is not None:
-                self._set_stage(conn, current.id, Stage.ARCHIVED)
-            self._set_stage(conn, target_id, Stage.PRODUCTION)
+                conn.execute(_ROLL_AWAY, {"vid": current.id})
+            conn.execute(_ENTER_PRODUCTION, {"vid": target_id, "generation": generation})
             event = append_event(
                 conn,
                 model,
@@ -264,7 +252,6 @@ class PointersMixin:
         return int(found)
 
 
-_v, _m, _a = versions_table, models_table, aliases_table
 _BY_NAME = (
     select(_v.c.version).join(_m, _m.c.id == _v.c.model_id).where(_m.c.name == bindparam("name"))
 )
@@ -285,12 +272,79 @@ _RESOLVE_ALIAS = (
 )
 
 
+def _set_stage(conn: Connection, vid: int, stage: Stage) -> None:
+    conn.execute(_SET_STAGE, {"vid": vid, "stage": stage.value})
+
+
+_SET_STAGE = update(_v).where(_v.c.id == bindparam("vid")).values(stage=bindparam("stage"))
+_ENTER_PRODUCTION = (
+    update(_v)
+    .where(_v.c.id == bindparam("vid"))
+    .values(stage=Stage.PRODUCTION.value, served_generation=bindparam("generation"))
+)
+_ROLL_AWAY = (
+    update(_v)
+    .where(_v.c.id == bindparam("vid"))
+    .values(stage=Stage.ARCHIVED.value, rolled_back=True)
+)
+_IN_PRODUCTION = select(_v.c.id, _v.c.version).where(
+    _v.c.model_id == bindparam("model_id"), _v.c.stage == Stage.PRODUCTION.value
+)
+# The two most recent entries into Production among versions never rolled away
+# from (one of them may be the current version), via ix_version_served.
+_LAST_SERVED = (
+    select(_v.c.version, _v.c.served_generation)
+    .where(
+        _v.c.model_id == bindparam("model_id"),
+        _v.c.served_generation.is_not(None),
+        _v.c.rolled_back == False,  # noqa: E712 (SQL, not Python)
+    )
+    .order_by(_v.c.served_generation.desc())
+    .limit(2)
+)
+_SERVED_AT = select(_v.c.version, _v.c.served_generation).where(
+    _v.c.model_id == bindparam("model_id"),
+    _v.c.version == bindparam("version"),
+    _v.c.served_generation.is_not(None),
+)
+
+
+def rollback_candidates(
+    conn: Connection, model_id: int, requested: int | None
+) -> list[ProductionChange]:
+    """The part of the Production timeline a rollback decision reads, from two
+    indexed lookups instead of the whole event log.
+
+    ``choose_rollback_target`` takes the latest entry of a version that is not
+    the current one and was never rolled away from (or the requested version, if
+    it ever entered). Each version row keeps the generation of its latest entry
+    into Production and whether a rollback left it, both written in the same
+    transaction as the event that says so; a test replays the full event-log
+    timeline through the same policy and checks both agree.
+    """
+    rows = list(conn.execute(_LAST_SERVED, {"model_id": model_id}))
+    if requested is not None:
+        rows += conn.execute(_SERVED_AT, {"model_id": model_id, "version": requested}).all()
+    entries = sorted({(r.served_generation, r.version) for r in rows})
+    return [ProductionChange(seq, entered=version, left=None) for seq, version in entries]
+
+
 def production_timeline(conn: Connection, model_id: int) -> list[ProductionChange]:
     """Every change of the Production pointer of a model, in sequence order."""
     e = events_table
+    production = Stage.PRODUCTION.value
     rows = conn.execute(
         select(e.c.seq, e.c.kind, e.c.version, e.c.from_value, e.c.to_value)
-        .where(e.c.model_id == model_id, e.c.kind.in_(["stage", "rollback"]))
+        .where(
+            e.c.model_id == model_id,
+            or_(
+                e.c.kind == "rollback",
+                and_(
+                    e.c.kind == "stage",
+                    or_(e.c.to_value == production, e.c.from_value == production),
+                ),
+            ),
+        )
         .order_by(e.c.seq)
     )
     return [change for row in rows if (change := _production_change(row)) is not None]

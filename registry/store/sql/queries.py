@@ -133,7 +133,7 @@ class QueriesMixin:
 
 
 @lru_cache(maxsize=256)
-def _compiled_search(filter_text: str, limit: int | None) -> Select[tuple[int]]:
+def _compiled_search(filter_text: str, limit: int | None) -> Select[int]:
     """The statement for a filter: parsed and built once per distinct text (its
     literals are bound parameters inside it, so equal text means equal statement)."""
     from registry.search import search_statement
