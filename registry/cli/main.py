@@ -12,24 +12,56 @@ from typing import Any
 
 import click
 
-# name -> "module:attribute"; the order is the order ``--help`` lists them in.
-COMMANDS = {
-    "init": "registry.cli.lifecycle:init",
-    "models": "registry.cli.views:models",
-    "versions": "registry.cli.views:versions",
-    "show": "registry.cli.views:show",
-    "register": "registry.cli.lifecycle:register",
-    "promote": "registry.cli.lifecycle:promote",
-    "rollback": "registry.cli.lifecycle:rollback",
-    "alias": "registry.cli.lifecycle:alias",
-    "history": "registry.cli.views:history",
-    "search": "registry.cli.queries:search",
-    "lineage": "registry.cli.queries:lineage",
-    "diff": "registry.cli.queries:diff",
-    "events": "registry.cli.views:events",
-    "replicate": "registry.cli.replicas:replicate",
-    "replicas": "registry.cli.replicas:replicas",
-    "verify": "registry.cli.replicas:verify",
+# name -> ("module:attribute", summary); the order is the order ``--help`` lists them
+# in. The summary is the first line of the command's docstring, kept here so that
+# ``--help`` imports no command module (a test checks the two agree).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "registry.cli.lifecycle:init",
+        "Create or upgrade the registry schema and the artifact folder.",
+    ),
+    "models": ("registry.cli.views:models", "What serves in Production now, for every model."),
+    "versions": ("registry.cli.views:versions", "Versions of model NAME, newest first."),
+    "show": ("registry.cli.views:show", "Everything about one version of model NAME."),
+    "register": (
+        "registry.cli.lifecycle:register",
+        "Register a model file (--artifact) as a new version of model NAME.",
+    ),
+    "promote": (
+        "registry.cli.lifecycle:promote",
+        "Move VERSION of NAME to a stage (default: Production).",
+    ),
+    "rollback": (
+        "registry.cli.lifecycle:rollback",
+        "Put back the previous Production version of NAME.",
+    ),
+    "alias": (
+        "registry.cli.lifecycle:alias",
+        "Named pointers to versions (champion, challenger, …).",
+    ),
+    "history": (
+        "registry.cli.views:history",
+        "The full stage and alias history of model NAME, oldest first.",
+    ),
+    "search": ("registry.cli.queries:search", "Versions matching a filter, newest first."),
+    "lineage": ("registry.cli.queries:lineage", "What was trained on what."),
+    "diff": ("registry.cli.queries:diff", "What changes from version V1 to V2 of NAME."),
+    "events": (
+        "registry.cli.views:events",
+        "The change feed: events after sequence number SEQ, in order.",
+    ),
+    "replicate": (
+        "registry.cli.replicas:replicate",
+        "Copy VERSION of NAME into every region and verify each copy.",
+    ),
+    "replicas": (
+        "registry.cli.replicas:replicas",
+        "Where VERSION of NAME is replicated: region, state, checksum, verified at, error.",
+    ),
+    "verify": (
+        "registry.cli.replicas:verify",
+        "Re-read every replica of VERSION of NAME and check size and sha256.",
+    ),
 }
 
 
@@ -42,13 +74,19 @@ class RegistryCli(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         import importlib
 
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = entry[0].split(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``COMMANDS``: listing needs no command module imported."""
+        rows = [(name, summary) for name, (_target, summary) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     # One signature instead of click's two overloads (-> Never in standalone mode).
     def main(  # type: ignore[override]

@@ -49,8 +49,33 @@ def served(reg: Harness) -> Harness:
 def test_help_lists_every_command(reg: Harness) -> None:
     result = _run(["--help"], reg)
     assert result.returncode == 0
-    listed = result.stdout.split("Commands:")[1]
-    assert [line.split()[0] for line in listed.strip().splitlines()] == list(COMMANDS)
+    listed = result.stdout.split("Commands:")[1].splitlines()
+    # Long summaries wrap onto indented lines; each command starts a line of its own.
+    names = [line.split()[0] for line in listed if line.startswith("  ") and line[2] != " "]
+    assert names == list(COMMANDS)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_summary_is_the_first_line_of_the_commands_docstring(name: str) -> None:
+    import importlib
+
+    target, summary = COMMANDS[name]
+    module_name, attribute = target.split(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    assert (command.help or "").strip().splitlines()[0] == summary
+
+
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys\n"
+        "from registry.cli.main import cli\n"
+        "cli.main(['--help'], standalone_mode=False)\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('registry'))\n"
+        "print(','.join(loaded), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(result.stderr.strip().splitlines()[-1].split(","))
+    assert loaded == {"registry", "registry.cli", "registry.cli.main"}, loaded
 
 
 def test_installed_script_prints_json(served: Harness) -> None:
