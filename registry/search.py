@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select
 
 from registry.errors import InvalidInput
 from registry.models import KEY_RE, Stage
@@ -450,37 +450,81 @@ _COLUMNS: dict[str, Any] = {
     "created_by": versions_table.c.created_by,
 }
 _ATTRIBUTE_KINDS = {"tags": "tag", "metrics": "metric", "params": "param"}
-_DEFAULT_ORDER = (("created_at", True),)
 
 
 def search_statement(
     text: str, *, default_limit: int = 100, max_limit: int = 10_000
 ) -> Select[int]:
-    """Compile a filter to ``SELECT model_version.id`` in result order, values bound."""
+    """Compile a filter to ``SELECT model_version.id`` in result order, values bound.
+
+    Without ``order by``, results come newest first (registration order). When the
+    filter is a conjunction holding an equality on a tag, param or metric, that
+    condition drives the query: its index lists matching versions in id order, so
+    the newest ``limit`` are read without collecting and sorting every match, and
+    the other conditions are probed per version. Otherwise attribute conditions
+    are ``IN`` lists built from their indexes.
+    """
     query = parse(text, max_limit=max_limit)
+    limit = default_limit if query.limit is None else query.limit
+    driver = None if query.order_by else _driving_comparison(query.where)
+    if driver is not None:
+        chosen, rest = driver
+        return _driven_statement(chosen, rest).limit(limit)
     joined = versions_table.join(models_table, versions_table.c.model_id == models_table.c.id)
     statement = select(versions_table.c.id).select_from(joined)
     if query.where is not None:
         statement = statement.where(_condition(query.where))
-    statement = statement.order_by(*_order_clauses(query.order_by or _DEFAULT_ORDER))
-    return statement.limit(default_limit if query.limit is None else query.limit)
+    return statement.order_by(*_order_clauses(query.order_by)).limit(limit)
 
 
-def _condition(expr: Expr) -> ColumnElement[bool]:
+def _driving_comparison(where: Expr | None) -> tuple[Comparison, list[Expr]] | None:
+    """The first ``tags|params|metrics.K = v`` (or ``in``) of a top-level conjunction."""
+    items: tuple[Expr, ...] = where.items if isinstance(where, And) else (where,) if where else ()
+    for index, item in enumerate(items):
+        if (
+            isinstance(item, Comparison)
+            and item.op in ("=", "in")
+            and _split_field(item.field)[0] in _ATTRIBUTE_KINDS
+        ):
+            return item, [x for i, x in enumerate(items) if i != index]
+    return None
+
+
+def _driven_statement(chosen: Comparison, rest: list[Expr]) -> Select[int]:
+    base, key = _split_field(chosen.field)
+    driver = attributes_table.alias("driver")
+    joined = driver.join(versions_table, versions_table.c.id == driver.c.version_id).join(
+        models_table, versions_table.c.model_id == models_table.c.id
+    )
+    conditions = [
+        driver.c.kind == _ATTRIBUTE_KINDS[base],
+        driver.c.key == key,
+        _attribute_match(chosen.op, chosen.value, driver),
+        *(_condition(item, probe=True) for item in rest),
+    ]
+    return (
+        select(versions_table.c.id)
+        .select_from(joined)
+        .where(*conditions)
+        .order_by(driver.c.version_id.desc())
+    )
+
+
+def _condition(expr: Expr, *, probe: bool = False) -> ColumnElement[bool]:
     if isinstance(expr, And):
-        return and_(*(_condition(item) for item in expr.items))
+        return and_(*(_condition(item, probe=probe) for item in expr.items))
     if isinstance(expr, Or):
-        return or_(*(_condition(item) for item in expr.items))
-    return _comparison(expr)
+        return or_(*(_condition(item, probe=probe) for item in expr.items))
+    return _comparison(expr, probe=probe)
 
 
-def _comparison(comparison: Comparison) -> ColumnElement[bool]:
+def _comparison(comparison: Comparison, *, probe: bool = False) -> ColumnElement[bool]:
     base, key = _split_field(comparison.field)
     op, value = comparison.op, comparison.value
     if base in _COLUMNS:
         return _test(_COLUMNS[base], op, value)
     if base in _ATTRIBUTE_KINDS:
-        return _attribute_test(_ATTRIBUTE_KINDS[base], key, op, value)
+        return _attribute_test(_ATTRIBUTE_KINDS[base], key, op, value, probe=probe)
     if base == "alias":
         rows = select(aliases_table.c.version_id)
         return _membership(rows.where(_test(aliases_table.c.alias, _positive(op), value)), op)
@@ -527,28 +571,30 @@ def _dataset_is(ref: str) -> ColumnElement[bool]:
     return and_(datasets_table.c.name == name, datasets_table.c.version == version)
 
 
-def _attribute_test(kind: str, key: str, op: str, value: Operand) -> ColumnElement[bool]:
+def _attribute_test(
+    kind: str, key: str, op: str, value: Operand, *, probe: bool = False
+) -> ColumnElement[bool]:
     """Versions having attribute ``key`` whose value passes (or, negated, fails) ``op``.
 
-    An ``IN (SELECT version_id ...)`` lets the database drive from the
-    (kind, key, text|num, version_id) indexes instead of probing every version.
+    As ``IN (SELECT version_id ...)`` the database drives from the (kind, key,
+    text|num) indexes; with ``probe`` (another condition drives) it is an
+    ``EXISTS`` that looks up the version's own attribute row by primary key.
     """
-    match = _attribute_match(_positive(op), value)
-    rows = select(attributes_table.c.version_id).where(
-        attributes_table.c.kind == kind,
-        attributes_table.c.key == key,
-        not_(match) if op in _NEGATED else match,
-    )
-    return versions_table.c.id.in_(rows)  # type: ignore[no-any-return]
+    a = attributes_table
+    match = _attribute_match(_positive(op), value, a)
+    tests = (a.c.kind == kind, a.c.key == key, not_(match) if op in _NEGATED else match)
+    if probe:
+        return exists().where(a.c.version_id == versions_table.c.id, *tests)
+    return versions_table.c.id.in_(select(a.c.version_id).where(*tests))  # type: ignore[no-any-return]
 
 
-def _attribute_match(op: str, value: Operand) -> ColumnElement[bool]:
+def _attribute_match(op: str, value: Operand, table: Any) -> ColumnElement[bool]:
     """Never NULL, so that its negation is exactly the other rows with the key."""
     values = value if isinstance(value, tuple) else (value,)
     texts = [item for item in values if isinstance(item, str)]
     numbers = [float(item) for item in values if isinstance(item, int | float)]
     tests: list[ColumnElement[bool]] = []
-    for column, items in ((attributes_table.c.text, texts), (attributes_table.c.num, numbers)):
+    for column, items in ((table.c.text, texts), (table.c.num, numbers)):
         if items:
             operand: Operand = tuple(items) if op == "in" else items[0]
             tests.append(and_(column.is_not(None), _test(column, op, operand)))

@@ -31,7 +31,7 @@ from registry.store.sql.schema import (
 
 INJECTION_OR = "x' OR '1'='1"
 INJECTION_DROP = "'; DROP TABLE model_version; --"
-DEFAULT_ORDER = [6, 5, 3, 2, 4, 1]  # created_at desc, id desc
+DEFAULT_ORDER = [6, 5, 4, 3, 2, 1]  # newest registered first (id desc)
 
 
 def _at(day: str) -> datetime:
@@ -424,11 +424,11 @@ def test_limit_caps_the_rows(engine: sa.Engine) -> None:
 
 
 def test_default_limit_applies_without_limit(engine: sa.Engine) -> None:
-    assert _ids(engine, "", default_limit=3) == [6, 5, 3]
+    assert _ids(engine, "", default_limit=3) == DEFAULT_ORDER[:3]
 
 
 def test_limit_may_equal_max_limit(engine: sa.Engine) -> None:
-    assert _ids(engine, "limit 5", max_limit=5) == [6, 5, 3, 2, 4]
+    assert _ids(engine, "limit 5", max_limit=5) == DEFAULT_ORDER[:5]
 
 
 def test_statement_selects_only_the_version_id() -> None:
@@ -727,3 +727,38 @@ def test_marked_values_reach_the_bound_parameters() -> None:
 
 def test_position_counts_from_one() -> None:
     assert re.search(r"at position 1 near '\)'", _error(")"))
+
+
+# A conjunction with an attribute equality is driven from that attribute's index
+# (newest first, other conditions probed per version); every other filter takes the
+# general plan. Both must return the same versions.
+DRIVERS = st.sampled_from(
+    [
+        "tags.env = 'prod'",
+        "tags.env in ('dev', 'prod')",
+        "tags.team = 'risk'",
+        "params.optimizer = 'adam'",
+        "params.lr = 0.01",
+        "params.lr in (0.1, 0.01)",
+        "metrics.accuracy = 0.9",
+        "tags.missing = 'x'",
+    ]
+)
+
+
+@SAFE
+@given(DRIVERS, st.one_of(st.just(""), EXPR))
+def test_a_driving_equality_returns_what_the_general_plan_returns(
+    engine: sa.Engine, driver: str, rest: str
+) -> None:
+    text = f"{driver} and ({rest})" if rest else driver
+    driven = _ids(engine, text)
+    general = _ids(engine, f"{text} order by version")  # an order by never drives
+    assert driven == sorted(general, reverse=True)
+
+
+def test_an_equality_in_a_conjunction_drives_the_query() -> None:
+    sql = str(search_statement("metrics.accuracy > 0.8 and tags.env = 'prod'"))
+    assert "driver" in sql
+    assert "EXISTS" in sql
+    assert "driver" not in str(search_statement("tags.env = 'prod' or version = 1"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from registry.errors import Conflict, InvalidInput, RegistryError, RegistryUnavailable
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 BUSY_TIMEOUT_MS = 30_000
+# A safety net only: the store's own checkpointer keeps the WAL far below this.
+AUTOCHECKPOINT_PAGES = 20_000
 _ADVISORY_LOCK_ID = 0x6D6F64656C  # "model": serialises migrations on PostgreSQL
 
 
@@ -65,6 +68,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints fsync; the store runs them on a background thread (see
+        # ``WalCheckpointer``), so commits only fall back to one when it lags far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -97,6 +103,64 @@ def translate(exc: SQLAlchemyError) -> RegistryError:
     return RegistryError(f"registry database error: {message}")
 
 
+class WalCheckpointer:
+    """Copies the SQLite write-ahead log back into the database off the commit path.
+
+    A checkpoint fsyncs the WAL and the database file; run from a commit (SQLite's
+    auto-checkpoint) it stalls every few dozen commits for as long as the disk takes
+    (4 ms typical here, 75 ms under load). This thread polls the WAL's size and runs
+    a PASSIVE checkpoint (it never blocks writers or readers) once it has grown.
+    """
+
+    POLL_SECONDS = 0.2
+    THRESHOLD_BYTES = 4 * 1024 * 1024
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.wal = f"{database}-wal"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid() and thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._stop = threading.Event()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="modelreg-wal-checkpoint", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        thread = self._thread
+        self._stop.set()
+        if thread is not None and self._pid == os.getpid() and thread.is_alive():
+            thread.join(timeout=5)
+        self._thread = None
+
+    def _run(self) -> None:
+        stop = self._stop
+        conn: sqlite3.Connection | None = None
+        try:
+            while not stop.wait(self.POLL_SECONDS):
+                try:
+                    if os.path.getsize(self.wal) < self.THRESHOLD_BYTES:
+                        continue
+                    if conn is None:
+                        conn = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except (OSError, sqlite3.Error):
+                    continue  # no WAL yet, or busy: the next poll tries again
+        finally:
+            if conn is not None:
+                conn.close()
+
+
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
@@ -105,6 +169,9 @@ class Database:
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
         self._writer = self.engine.execution_options(modelreg_write=True)
+        self._checkpointer = (
+            WalCheckpointer(make_url(self.url).database or "") if self.dialect == "sqlite" else None
+        )
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -116,6 +183,8 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
         try:
             with self._writer.begin() as conn:
                 yield conn
@@ -123,6 +192,8 @@ class Database:
             raise translate(exc) from exc
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
     # ------------------------------------------------------------ schema
