@@ -92,18 +92,8 @@ def test_a_store_opened_without_migrate_leaves_a_fresh_database_alone(fresh_url:
     assert _revision(fresh_url) is None
 
 
-SQLITE_WAL_SWITCH_BUG = (
-    "BUG: engine.py _on_connect runs PRAGMA journal_mode=WAL on every connection; on a "
-    "file not yet in WAL mode it needs an exclusive lock and SQLite refuses it at once, "
-    "without the busy timeout, so a store opened while another holds the lock fails"
-)
-
-
-def test_opening_waits_for_a_writer_holding_a_fresh_sqlite_file(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_opening_waits_for_a_writer_holding_a_fresh_sqlite_file(tmp_path: Path) -> None:
     """What a second process sees while the first creates the file: a held lock."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_WAL_SWITCH_BUG))
     path = tmp_path / "fresh.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
@@ -120,10 +110,8 @@ def test_opening_waits_for_a_writer_holding_a_fresh_sqlite_file(
 
 
 def test_processes_opening_a_fresh_database_at_once_all_succeed(
-    fresh_url: str, backend: str, processes: ProcessPool, request: pytest.FixtureRequest
+    fresh_url: str, backend: str, processes: ProcessPool
 ) -> None:
-    if backend == "sqlite":  # it fails about one run in ten: strict would flake
-        request.applymarker(pytest.mark.xfail(strict=False, reason=SQLITE_WAL_SWITCH_BUG))
     openers = 3
 
     reports = processes.run_together(workers.open_and_register, [(fresh_url,)] * openers)

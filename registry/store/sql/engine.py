@@ -12,6 +12,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,9 +65,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event, not pysqlite, decide how a transaction starts.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _ensure_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints fsync; the store runs them on a background thread (see
         # ``WalCheckpointer``), so commits only fall back to one when it lags far behind.
@@ -84,6 +85,32 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
         except sqlite3.Error as exc:
             raise OperationalError(statement, None, exc) from exc
+
+
+def _ensure_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once; every later connection only reads the mode.
+
+    The switch needs an exclusive lock, and SQLite does not apply the busy timeout
+    to it: while another connection holds a lock on a file not yet in WAL mode
+    (the first opener creating the schema), the PRAGMA returns the old mode at
+    once. Retry with backoff for as long as the busy timeout would wait.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError("database is locked: could not switch it to WAL mode")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def translate(exc: SQLAlchemyError) -> RegistryError:
