@@ -21,6 +21,7 @@ from registry.models import (
     Signature,
     Stage,
 )
+from registry.store.sql.driver import execute
 from registry.store.sql.schema import (
     aliases_table,
     event_counter_table,
@@ -106,7 +107,7 @@ def append_event(
     reason: str | None = None,
     at: datetime | None = None,
 ) -> Event:
-    seq = conn.execute(_NEXT_SEQ).scalar_one()
+    seq = execute(conn, _NEXT_SEQ)[0][0]
     values: dict[str, Any] = {
         "seq": seq,
         "at": at or utcnow(),
@@ -121,7 +122,7 @@ def append_event(
         "reason": reason,
         "generation": generation,
     }
-    conn.execute(_INSERT_EVENT, values)
+    execute(conn, _INSERT_EVENT, values)
     values["model"] = values.pop("model_name")
     del values["model_id"]
     return Event(**values)

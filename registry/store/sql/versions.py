@@ -30,6 +30,7 @@ from registry.store.sql.common import (
     utcnow,
     version_id,
 )
+from registry.store.sql.driver import execute
 from registry.store.sql.engine import Database
 from registry.store.sql.schema import (
     aliases_table,
@@ -243,11 +244,12 @@ class VersionsMixin:
         """Next version number: an atomic increment under the model row's lock, so
         concurrent registrants never share or skip a number."""
         params = {"m_name": name, "m_now": utcnow()}
-        row = conn.execute(_ALLOCATE_VERSION, params).first()
-        if row is None:
+        rows = execute(conn, _ALLOCATE_VERSION, params)
+        if not rows:
             self._insert_model(conn, name)
-            row = conn.execute(_ALLOCATE_VERSION, params).one()
-        return LockedModel(row.id, name, row.generation), row.last_version
+            rows = execute(conn, _ALLOCATE_VERSION, params)
+        model_id, last_version, generation = rows[0]
+        return LockedModel(model_id, name, generation), last_version
 
     def _insert_version(
         self,
@@ -260,7 +262,8 @@ class VersionsMixin:
     ) -> int:
         lineage = meta.lineage
         code = lineage.code
-        row_id: int = conn.execute(
+        row_id: int = execute(
+            conn,
             _INSERT_VERSION,
             {
                 "model_id": model.id,
@@ -281,15 +284,17 @@ class VersionsMixin:
                 "description": meta.description,
                 "feature_pipeline": lineage.feature_pipeline,
                 "code_commit": code.commit.lower() if code and code.commit else None,
+                "rolled_back": False,
                 "created_by": self.actor,
                 "created_at": now,
             },
-        ).scalar_one()
+        )[0][0]
         attributes = _attribute_rows(row_id, meta)
         if attributes:
-            conn.execute(_INSERT_ATTRIBUTES, attributes)
+            execute(conn, _INSERT_ATTRIBUTES, attributes)
         if lineage.datasets:
-            conn.execute(
+            execute(
+                conn,
                 _INSERT_DATASETS,
                 [
                     {
