@@ -6,8 +6,9 @@ Documented here once; implementations do not repeat these docstrings.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from registry.models import (
     ArtifactRef,
@@ -19,6 +20,7 @@ from registry.models import (
     Stage,
     VersionCreate,
 )
+from registry.release_models import Check, Replica, ReplicaState
 
 
 class RegistryStore(ABC):
@@ -156,3 +158,57 @@ class RegistryStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- release records: replicas and checks ---------------------------------
+    @abstractmethod
+    def record_replica(
+        self,
+        name: str,
+        version: int,
+        region: str,
+        state: ReplicaState,
+        *,
+        uri: str | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+        error: str | None = None,
+    ) -> Replica:
+        """Set the one replica row of (version, region), creating it if needed.
+
+        ``verified`` needs ``sha256`` and ``size`` and stamps ``verified_at``
+        with now; any other state clears ``verified_at``. ``error`` is kept as
+        one line. ``NotFound`` if the version does not exist.
+        """
+
+    @abstractmethod
+    def replicas(self, name: str, version: int) -> list[Replica]:
+        """The version's replica rows, sorted by region."""
+
+    @abstractmethod
+    def ready_in_regions(self, name: str, version: int, regions: Sequence[str]) -> list[str]:
+        """The regions (of ``regions``, in that order) where the version is NOT verified
+        with its registered sha256 and size: an empty list means ready everywhere.
+        ``InvalidInput`` if ``regions`` is empty."""
+
+    @abstractmethod
+    def record_check(
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        *,
+        region: str | None = None,
+        passed: bool,
+        evidence: Mapping[str, Any],
+    ) -> Check:
+        """Append a check (``health``, ``canary``, ``validation``, ``evaluation``,
+        ``promotion`` …) recorded by this store's actor. ``evidence`` must be a JSON
+        object with string keys and finite numbers, else ``InvalidInput``."""
+
+    @abstractmethod
+    def checks(self, name: str, version: int, kind: str | None = None) -> list[Check]:
+        """The version's checks (of one kind, if given), oldest first."""
+
+    @abstractmethod
+    def latest_checks(self, name: str, version: int, kind: str) -> dict[str | None, Check]:
+        """The newest check of ``kind`` per region (``None``: not region-specific)."""

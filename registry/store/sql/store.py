@@ -6,10 +6,11 @@ from registry.store.base import RegistryStore
 from registry.store.sql.engine import Database
 from registry.store.sql.pointers import PointersMixin
 from registry.store.sql.queries import QueriesMixin
+from registry.store.sql.release import ReleaseMixin
 from registry.store.sql.versions import VersionsMixin
 
 
-class SqlStore(VersionsMixin, PointersMixin, QueriesMixin, RegistryStore):
+class SqlStore(VersionsMixin, PointersMixin, QueriesMixin, ReleaseMixin, RegistryStore):
     def __init__(self, url: str, *, actor: str, migrate: bool = True) -> None:
         self.db = Database(url)
         self.actor = actor
