@@ -35,10 +35,13 @@ def lineup(module_store: SqlStore) -> SqlStore:
         (5, 5),
         ("4", 4),
         ("production", 2),
+        ("Production", 2),  # stage names in any case, as the CLI's --stage takes them
+        ("STAGING", 4),
         ("staging", 4),  # the newest of several
         ("archived", 1),
         ("none", 5),
         ("latest", 5),
+        ("Latest", 5),
         ("champion", 3),
     ],
     ids=repr,

@@ -238,9 +238,9 @@ class PointersMixin:
     def resolve(self, name: str, ref: str | int) -> int:
         if isinstance(ref, int) or ref.isdigit():
             statement, params = _RESOLVE_NUMBER, {"name": name, "version": int(ref)}
-        elif ref == "latest":
+        elif ref.lower() == "latest":
             statement, params = _RESOLVE_LATEST, {"name": name}
-        elif ref in RESERVED_ALIASES:
+        elif ref.lower() in RESERVED_ALIASES:  # stage names, in any case: Production too
             statement, params = _RESOLVE_STAGE, {"name": name, "stage": Stage.parse(ref).value}
         else:
             statement, params = _RESOLVE_ALIAS, {"name": name, "alias": ref}
