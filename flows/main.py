@@ -1,74 +1,98 @@
-"""The project's main job, on the embedded defaults (``.modelreg/`` in this folder).
+"""The project's main job: the release pipeline on the embedded defaults, no server.
 
-Until the Prefect release pipeline lands, it walks the registry through an on-call
-story: register three versions of ``fraud-detector``, promote them one after
-another, roll back the last one, then show what serves and the full history
-with the same ``modelreg`` commands an engineer would type.
+Everything lives under ``.modelreg/`` in the current folder: the SQLite registry,
+the artifacts, three local "regions", the outbox, and Prefect's own home (an
+ephemeral API server starts for the runs and stops at the end). The story:
+
+1. retrain on the data as of 2026-10-01: v1 is released to Production;
+2. retrain as of 2026-11-01: v2 passes every gate and replaces v1;
+3. retrain as of 2026-12-01 with a deliberately degraded model: the gates refuse it;
+4. an on-call rollback to the previous good version, with a reason;
+5. what serves in Production now, and the model's full history.
+
+Prefect's own console logging is turned down to warnings: what happened is
+printed here as one line per run, and the runs' reports are Prefect artifacts.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import os
+import shutil
 import subprocess
 import sys
+import time
+from datetime import date
 from pathlib import Path
-
-import registry
-from registry import Stage
+from typing import Any
 
 MODEL = "fraud-detector"
+HOME = Path(".modelreg")
+MARKER = ".main-job"  # this folder was made by the main job: safe to start it over
+RUNS: list[tuple[str, date, dict[str, Any]]] = [
+    ("retrain", date(2026, 10, 1), {}),
+    ("retrain", date(2026, 11, 1), {}),
+    ("retrain (degraded model)", date(2026, 12, 1), {"degrade": True}),
+]
+ROWS = 20_000
 
 
-def _meta(version_date: str, auc: float, commit: str) -> dict[str, object]:
-    return {
-        "metrics": {"auc": auc, "f1": round(auc - 0.12, 3), "latency_p99_ms": 3.1},
-        "params": {"n_estimators": 200, "learning_rate": 0.1},
-        "tags": {"team": "payments", "use_case": "fraud"},
-        "signature": {
-            "features": [
-                {"name": "amount", "dtype": "float64"},
-                {"name": "merchant_category", "dtype": "category"},
-            ],
-            "target": {"name": "is_fraud", "dtype": "int64"},
-            "preprocessing_version": "fe-2.3",
-        },
-        "lineage": {
-            "datasets": [{"name": "transactions", "version": version_date, "rows": 120_000}],
-            "feature_pipeline": "fe-2.3",
-            "code": {"repository": "git@example.com:payments/fraud.git", "commit": commit},
-        },
-        "environment": {"python": sys.version.split()[0]},
-    }
+def prepare(home: Path) -> None:
+    """A fresh ``.modelreg`` (only ever removing one this job made) and a quiet Prefect."""
+    if home.exists():
+        if not (home / MARKER).exists():
+            sys.exit(
+                f"{home}/ holds a registry this job did not create; run the main job in "
+                "another folder (or set MODELREG_HOME to an empty one)"
+            )
+        shutil.rmtree(home)
+    (home / "prefect").mkdir(parents=True)
+    (home / MARKER).write_text("created by python -m flows.main\n")
+    os.environ.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    # Great Expectations sets this module's logger to INFO when it is imported (and then
+    # announces a temporary docs folder on every validation): a filter survives that.
+    logging.getLogger("great_expectations.data_context.types.base").addFilter(
+        lambda record: record.levelno >= logging.WARNING
+    )
 
 
-def run(settings: registry.Settings) -> None:
-    store = registry.connect(settings=settings)
-    artifacts = registry.open_artifacts(settings)
-    workdir = settings.home / "demo"
-    workdir.mkdir(parents=True, exist_ok=True)
-    releases = [("2026-09-01", 0.901, "1a2b3c4"), ("2026-10-01", 0.912, "5d6e7f8"),
-                ("2026-11-01", 0.915, "9f1c2ab")]
-    try:
-        for date, auc, commit in releases:
-            model_file = workdir / f"model-{date}.json"
-            model_file.write_text(json.dumps({"trained_on": date, "weights": [auc, 1 - auc]}))
-            version = registry.register_file(
-                store, artifacts, MODEL, model_file, _meta(date, auc, commit), format="json"
-            ).version
-            store.transition(MODEL, version, Stage.STAGING, reason=f"trained on {date}")
-            generation = store.get_model(MODEL).generation
-            store.transition(MODEL, version, Stage.PRODUCTION, expected_generation=generation,
-                             reason=f"auc {auc}")
-            print(f"registered and promoted {MODEL} v{version} (auc {auc})")
-        change = store.rollback(MODEL, reason="on-call: false positives up 4x after release")
-        print(f"rolled back {MODEL}: v{change.events[0].from_value} -> v{change.events[0].to_value}")
-    finally:
-        store.close()
+def describe(state: Any) -> str:
+    message = state.message or state.name
+    return f"{state.name}: {message}" if state.name not in ("Completed",) else message
+
+
+def run() -> None:
+    from flows.retrain import retrain_flow
+    from flows.rollback import rollback_flow
+
+    started = time.perf_counter()
+    for label, as_of, params in RUNS:
+        t0 = time.perf_counter()
+        state = retrain_flow(model=MODEL, as_of=as_of, rows=ROWS, params=params, return_state=True)
+        print(f"{label} as of {as_of}: {describe(state)} ({time.perf_counter() - t0:.1f}s)")
+    t0 = time.perf_counter()
+    state = rollback_flow(
+        reason="on-call: false positives up 4x after the release", model=MODEL, return_state=True
+    )
+    print(f"rollback: {describe(state)} ({time.perf_counter() - t0:.1f}s)")
+    print(f"pipeline runs took {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def show() -> None:
     for command in (["models"], ["history", MODEL]):
         print(f"\n$ modelreg {' '.join(command)}", flush=True)
         subprocess.run([sys.executable, "-m", "registry.cli.main", *command], check=True)
 
 
+def main() -> None:
+    home = Path(os.environ.get("MODELREG_HOME", HOME))
+    prepare(home)
+    run()
+    show()
+
+
 if __name__ == "__main__":
-    run(registry.Settings.from_env())
+    main()
     sys.exit(0)

@@ -73,7 +73,9 @@ def test_help_imports_no_command_module() -> None:
         "loaded = sorted(m for m in sys.modules if m.startswith('registry'))\n"
         "print(','.join(loaded), file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    )
     loaded = set(result.stderr.strip().splitlines()[-1].split(","))
     assert loaded == {"registry", "registry.cli", "registry.cli.main"}, loaded
 
