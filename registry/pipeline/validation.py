@@ -49,6 +49,10 @@ class DataValidationFailed(InvalidInput):
         super().__init__(f"data validation failed: {first}" + (f" (+{more} more)" if more else ""))
         self.report = report
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the report, so it survives pickling across a Dask worker boundary.
+        return (type(self), (self.report,))
+
 
 @dataclass(frozen=True)
 class ValidationReport:

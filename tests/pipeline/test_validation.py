@@ -140,3 +140,14 @@ def test_data_validation_failed_carries_the_report() -> None:
     assert isinstance(error, InvalidInput)
     assert str(error) == "data validation failed: a (+1 more)"
     assert error.report is report
+
+
+def test_data_validation_failed_survives_pickling() -> None:
+    """A failure raised on a Dask worker crosses a process boundary by pickle."""
+    import pickle
+
+    report = ValidationReport(success=False, failures=["column 'hour' is missing"])
+    error = pickle.loads(pickle.dumps(DataValidationFailed(report)))
+    assert isinstance(error, DataValidationFailed)
+    assert str(error) == "data validation failed: column 'hour' is missing"
+    assert error.report.failures == ["column 'hour' is missing"]
