@@ -106,3 +106,24 @@ def test_registration_and_tags_leave_the_generation_alone(served_twice: SqlStore
     served_twice.update_version("fraud", 1, tags={"note": "x"}, description="d")
 
     assert served_twice.get_model("fraud").generation == generation
+
+
+# Calls whose change is already in place (v2 serves, champion → v2): with the current
+# generation they change nothing; with a stale one they are refused all the same,
+# because the caller decided on a view of the model that is no longer true.
+ALREADY_IN_PLACE: dict[str, PointerCall] = {
+    "same-stage": lambda s, g: s.transition("fraud", 2, Stage.PRODUCTION, expected_generation=g),
+    "same-alias": lambda s, g: s.set_aliases("fraud", {"champion": 2}, expected_generation=g),
+}
+
+
+@pytest.mark.parametrize("call", ALREADY_IN_PLACE.values(), ids=ALREADY_IN_PLACE.keys())
+def test_a_change_already_in_place_is_a_no_op_only_for_a_current_caller(
+    served_twice: SqlStore, call: PointerCall
+) -> None:
+    generation = served_twice.get_model("fraud").generation
+
+    assert call(served_twice, generation).events == ()
+    with pytest.raises(Conflict, match="stale generation"):
+        call(served_twice, generation - 1)
+    assert served_twice.get_model("fraud").generation == generation

@@ -56,6 +56,9 @@ class PointersMixin:
         with self.db.write() as conn:
             model = lock_model(conn, name)
             vid, current = version_id(conn, model.id, version, name)
+            # A stale caller is refused even when its change is already in place: it
+            # decided on a view of the model that is no longer true.
+            check_generation(model, expected_generation)
             if current == stage:
                 return PointerChange(name=name, generation=model.generation, events=())
             decision = check_transition(version, current, stage)
@@ -138,6 +141,7 @@ class PointersMixin:
                 if target is None and alias not in current:
                     raise NotFound(f"alias {alias!r} of model {name!r} not found")
             changes = {a: t for a, t in moves.items() if current.get(a) != t}
+            check_generation(model, expected_generation)
             if not changes:
                 return PointerChange(name=name, generation=model.generation, events=())
             resolved = {a: version_id(conn, model.id, t, name)[0] for a, t in changes.items() if t}
