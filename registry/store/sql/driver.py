@@ -71,10 +71,15 @@ def _sql(statement: Executable, keys: tuple[str, ...]) -> tuple[str, dict[str, A
     return found
 
 
-def _values(params: Params, constants: dict[str, Any]) -> dict[str, Any]:
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _values(params: Params, constants: dict[str, Any]) -> Params:
+    """``params`` as sqlite3 takes them; the same mapping when nothing needs converting."""
+    if not constants and all(type(v) in _PLAIN for v in params.values()):
+        return params
     values = {key: _value(value) for key, value in params.items()}
-    if constants:
-        values.update(constants)
+    values.update(constants)
     return values
 
 

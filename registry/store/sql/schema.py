@@ -74,7 +74,15 @@ class VersionRow(SQLModel, table=True):
     __tablename__ = "model_version"
     __table_args__ = (
         UniqueConstraint("model_id", "version", name="uq_version_number"),
-        UniqueConstraint("model_id", "idempotency_key", name="uq_version_idempotency"),
+        # Partial: most registrations carry no key and then touch no page of it.
+        Index(
+            "uq_version_idempotency",
+            "model_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=sql_text("idempotency_key IS NOT NULL"),
+            postgresql_where=sql_text("idempotency_key IS NOT NULL"),
+        ),
         Index("ix_version_model_stage", "model_id", "stage", "version"),
         Index("ix_version_created_at", "created_at"),
         # Rollback candidates: versions that served and were not rolled away from.

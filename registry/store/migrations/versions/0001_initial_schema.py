@@ -117,7 +117,6 @@ def upgrade() -> None:
             ["registered_model.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("model_id", "idempotency_key", name="uq_version_idempotency"),
         sa.UniqueConstraint("model_id", "version", name="uq_version_number"),
     )
     with op.batch_alter_table("model_version", schema=None) as batch_op:
@@ -129,6 +128,13 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_version_created_at", ["created_at"], unique=False)
         batch_op.create_index("ix_version_model_stage", ["model_id", "stage", "version"], unique=False)
+        batch_op.create_index(
+            "uq_version_idempotency",
+            ["model_id", "idempotency_key"],
+            unique=True,
+            sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        )
         batch_op.create_index(
             "ix_version_served",
             ["model_id", "served_generation"],
@@ -228,6 +234,7 @@ def downgrade() -> None:
     op.drop_table("model_alias")
     with op.batch_alter_table("model_version", schema=None) as batch_op:
         batch_op.drop_index("ix_version_served")
+        batch_op.drop_index("uq_version_idempotency")
         batch_op.drop_index("ix_version_model_stage")
         batch_op.drop_index("ix_version_created_at")
         batch_op.drop_index(batch_op.f("ix_model_version_feature_pipeline"))
