@@ -24,8 +24,8 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from registry.errors import InvalidInput
 from registry.modelio import load_model

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
-from sklearn.metrics import (  # type: ignore[import-untyped]
+import pandas as pd
+from sklearn.metrics import (
     average_precision_score,
     f1_score,
     precision_score,
     recall_score,
     roc_auc_score,
 )
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from registry.errors import InvalidInput
 from registry.modelio import load_model

@@ -31,7 +31,7 @@ def frame_from_records(
     records: Sequence[Mapping[str, Any]], features: Sequence[Mapping[str, str]]
 ) -> Any:
     """The DataFrame a model expects from JSON rows: signature order and dtypes."""
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     names = [f["name"] for f in features]
     frame = pd.DataFrame.from_records(list(records), columns=names)

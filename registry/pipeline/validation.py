@@ -18,7 +18,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from registry.errors import InvalidInput
 from registry.pipeline import data
