@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from registry.errors import Conflict, InvalidInput, RegistryError, RegistryUnavailable
 
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 BUSY_TIMEOUT_MS = 30_000
 # A safety net only: the store's own checkpointer keeps the WAL far below this.
 AUTOCHECKPOINT_PAGES = 20_000

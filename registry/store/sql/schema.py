@@ -130,13 +130,16 @@ class VersionAttributeRow(SQLModel, table=True):
 
     __tablename__ = "version_attribute"
     # Clustered on the primary key (SQLite WITHOUT ROWID), and each search index only
-    # holds the rows that can match it: a registration dirties fewer pages.
+    # holds the rows that can match it: a registration dirties fewer pages. The value
+    # indexes end in version_id (implicit on SQLite, which appends the key; explicit
+    # for PostgreSQL), so an equality lists its versions newest first without a sort.
     __table_args__ = (
         Index(
             "ix_attribute_num",
             "kind",
             "key",
             "num",
+            "version_id",
             sqlite_where=sql_text("num IS NOT NULL"),
             postgresql_where=sql_text("num IS NOT NULL"),
         ),
@@ -145,6 +148,7 @@ class VersionAttributeRow(SQLModel, table=True):
             "kind",
             "key",
             "text",
+            "version_id",
             sqlite_where=sql_text("text IS NOT NULL"),
             postgresql_where=sql_text("text IS NOT NULL"),
         ),

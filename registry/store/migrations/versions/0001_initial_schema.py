@@ -178,14 +178,14 @@ def upgrade() -> None:
     with op.batch_alter_table("version_attribute", schema=None) as batch_op:
         batch_op.create_index(
             "ix_attribute_num",
-            ["kind", "key", "num"],
+            ["kind", "key", "num", "version_id"],
             unique=False,
             sqlite_where=sa.text("num IS NOT NULL"),
             postgresql_where=sa.text("num IS NOT NULL"),
         )
         batch_op.create_index(
             "ix_attribute_text",
-            ["kind", "key", "text"],
+            ["kind", "key", "text", "version_id"],
             unique=False,
             sqlite_where=sa.text("text IS NOT NULL"),
             postgresql_where=sa.text("text IS NOT NULL"),
