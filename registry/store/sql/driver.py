@@ -7,19 +7,19 @@ the throughput the store is meant to reach. ``execute`` compiles each Core
 statement once for SQLite (named parameters, only the columns given) and runs it
 on the DBAPI connection SQLAlchemy already holds, so transactions, locking and
 error translation stay as they are. Values are converted exactly as the column
-types would store them (``UTCDateTime``: naive UTC text; ``JSON``: JSON text;
+types would store them (``UTCDateTime``: naive UTC text; ``JSON``: JSON text (compact);
 ``Date``: ISO text), and a test reads rows written this way back through the Core
 path. On PostgreSQL the statement simply goes through SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -89,10 +89,12 @@ def _value(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the registry store")
-        utc = value.astimezone(UTC)
-        return f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond:06d}"
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        return naive.isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict | list):
-        return json.dumps(value)
+        # pydantic-core's serializer: the same JSON document as json.dumps, written
+        # compactly and several times faster (values here are validated: no NaN).
+        return to_json(value).decode()
     raise TypeError(f"no SQLite conversion for {type(value).__name__}")
