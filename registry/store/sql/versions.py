@@ -388,25 +388,20 @@ class VersionsMixin:
         tags: Mapping[str, str | None],
     ) -> None:
         a = attributes_table
-        document = dict(
-            conn.execute(select(versions_table.c.tags).where(versions_table.c.id == vid)).scalar()
-            or {}
-        )
+        current = conn.execute(select(versions_table.c.tags).where(versions_table.c.id == vid))
+        document: dict[str, str] = dict(current.scalar() or {})
+        changed = False
         for key, value in tags.items():
-            old = conn.execute(
-                select(a.c.text).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key)
-            ).scalar()
+            old = document.get(key)  # the row's document mirrors the tag attribute rows
             if old == value:
                 continue
+            changed = True
             conn.execute(delete(a).where(a.c.version_id == vid, a.c.kind == "tag", a.c.key == key))
             if value is not None:
                 conn.execute(insert(a).values(version_id=vid, kind="tag", key=key, text=value))
                 document[key] = value
             else:
                 document.pop(key, None)
-            conn.execute(
-                update(versions_table).where(versions_table.c.id == vid).values(tags=document)
-            )
             append_event(
                 conn,
                 model,
@@ -417,6 +412,10 @@ class VersionsMixin:
                 subject=key,
                 from_value=old,
                 to_value=value,
+            )
+        if changed:
+            conn.execute(
+                update(versions_table).where(versions_table.c.id == vid).values(tags=document)
             )
 
 
