@@ -320,11 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         server_start = time.perf_counter() - t0
         # Import the heavy modules now, so the first timed run of either mode does not pay.
         import flows.retrain
-        import registry.pipeline.canary
         import registry.pipeline.evaluation
-        import registry.pipeline.health
         import registry.pipeline.training
-        import registry.pipeline.validation  # noqa: F401
+        import registry.pipeline.validation
+        import registry.release.canary
+        import registry.release.health  # noqa: F401
 
         # One untimed run of the work: first calls pay lazy imports and caches (sklearn,
         # GX) that would otherwise land on whichever mode happens to run first.

@@ -125,7 +125,7 @@ def collect_facts(
         if candidate.signature is None:
             problems.append("the version has no signature")
         else:
-            from registry.pipeline.signature import compatibility_problems
+            from registry.release.signature import compatibility_problems
 
             problems = compatibility_problems(candidate.signature.model_dump(), dict(schema))
     baseline = None

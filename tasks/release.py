@@ -126,7 +126,7 @@ def health(
 ) -> dict[str, Any]:
     """Load the region's replica in a fresh process and compare predictions on the golden
     batch with the ones recorded at training time (recorded as a ``health`` check)."""
-    from registry.pipeline.health import check_health
+    from registry.release.health import check_health
 
     store = _store(settings)
     try:
@@ -176,7 +176,7 @@ def canary(
     """Candidate and production on the same traffic (the week after the training data),
     with a pre-declared non-inferiority test; the evidence is stored with the version."""
     from registry.pipeline import data
-    from registry.pipeline.canary import run_canary
+    from registry.release.canary import run_canary
     from tasks.training import local_copy
 
     store = _store(settings)

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from registry.errors import InvalidInput
 from registry.modelio import save_model
 from registry.pipeline import data
-from registry.pipeline.health_worker import frame_from_records, to_records
+from registry.release.health_worker import frame_from_records, to_records
 
 SCALED = ["amount", "account_age_days", "txn_count_24h", "distance_km", "card_present"]
 BINNED = ["amount", "account_age_days", "distance_km"]

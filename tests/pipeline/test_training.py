@@ -15,8 +15,8 @@ from registry.errors import InvalidInput
 from registry.modelio import DEFAULT_TRUSTED, load_model
 from registry.models import VersionCreate
 from registry.pipeline import data
-from registry.pipeline.health_worker import frame_from_records
 from registry.pipeline.training import TrainingResult, train_model
+from registry.release.health_worker import frame_from_records
 
 
 def test_result_records_signature_params_and_environment(good: TrainingResult) -> None:

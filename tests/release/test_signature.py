@@ -10,7 +10,7 @@ import pytest
 
 from registry.models import Signature
 from registry.pipeline.data import expected_signature
-from registry.pipeline.signature import compatibility_problems
+from registry.release.signature import compatibility_problems
 
 
 def _changed(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from registry.errors import ChecksumMismatch, InvalidInput
-from registry.pipeline.canary import TEST_NAME, CanaryEvidence, non_inferiority_test, run_canary
 from registry.pipeline.training import TrainingResult
+from registry.release.canary import TEST_NAME, CanaryEvidence, non_inferiority_test, run_canary
 
 
 def _canary(

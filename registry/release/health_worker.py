@@ -1,6 +1,6 @@
 """The health check's fresh process: load one model replica, predict the golden batch.
 
-Run as ``python -m registry.pipeline.health_worker`` with a JSON request on stdin
+Run as ``python -m registry.release.health_worker`` with a JSON request on stdin
 (``model_path``, ``sha256``, ``size``, ``golden``, ``latency_rounds``). It prints
 one JSON line per stage on stdout: ``{"event": "loaded", "load_s": …}`` once the
 model is verified and loaded, then ``{"event": "result", "predictions": […],

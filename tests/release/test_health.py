@@ -7,8 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from registry.pipeline.health import check_health
 from registry.pipeline.training import TrainingResult
+from registry.release.health import check_health
 
 # Generous, so a busy machine cannot turn the other checks into start-up failures.
 BUDGET = 120.0

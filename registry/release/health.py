@@ -1,6 +1,6 @@
 """Health check of one model replica, in a fresh process with a start-up budget.
 
-``check_health`` starts ``python -m registry.pipeline.health_worker``, which
+``check_health`` starts ``python -m registry.release.health_worker``, which
 verifies the file's sha256 and size before parsing it (``load_model``), loads it
 with the trusted-types allow-list, predicts the golden batch recorded at training
 time and times single-row predictions. The check passes when the worker was ready
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-WORKER = "registry.pipeline.health_worker"
+WORKER = "registry.release.health_worker"
 # Once loaded, predicting a few dozen rows must not take longer than this.
 RESULT_TIMEOUT_S = 60.0
 _EXITED = "the worker exited without an answer"
