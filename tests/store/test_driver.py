@@ -9,13 +9,18 @@ differently from rows written through Core.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from registry.store.sql import driver
+from registry.store.sql.engine import Database
 from registry.store.sql.schema import datasets_table, events_table, versions_table
 
 SAMPLES: list[tuple[Any, Any]] = [
@@ -52,3 +57,31 @@ def test_driver_values_match_the_column_types_bind_processing(column: Any, value
 def test_driver_refuses_a_naive_datetime_as_the_column_type_does() -> None:
     with pytest.raises(ValueError, match="naive"):
         driver._value(datetime(2026, 1, 1))
+
+
+def test_each_statement_runs_its_own_sql_even_when_ids_are_reused(tmp_path: Path) -> None:
+    """Throwaway statements die and CPython hands their ids to the next ones: a cache
+    keyed on ``id()`` ran the first statement's SQL for nearly all of these."""
+    database = Database(f"sqlite:///{tmp_path}/reg.db")
+    try:
+        with database.read() as conn:
+            answers = [
+                driver.execute(conn, sa.select(sa.literal_column(str(i)))) for i in range(200)
+            ]
+    finally:
+        database.dispose()
+
+    assert answers == [[(i,)] for i in range(200)]
+
+
+def test_a_driver_error_keeps_the_sqlite3_error_and_its_code(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path}/reg.db")
+    try:
+        with pytest.raises(DBAPIError) as raised, database.engine.connect() as conn:
+            driver.execute(conn, sa.select(sa.literal_column("x")).select_from(sa.table("nope")))
+    finally:
+        database.dispose()
+
+    assert isinstance(raised.value, OperationalError)
+    assert isinstance(raised.value.orig, sqlite3.OperationalError)
+    assert raised.value.orig.sqlite_errorname == "SQLITE_ERROR"

@@ -15,6 +15,7 @@ path. On PostgreSQL the statement simply goes through SQLAlchemy.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,11 +23,14 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 _SQLITE = sqlite.dialect(paramstyle="named")
-_COMPILED: dict[tuple[int, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+# Keyed on the statement object itself, weakly: an ``id()`` can be handed to a new
+# statement once the old one dies, which would then run the old one's SQL.
+_ByKeys = dict[tuple[str, ...], tuple[str, dict[str, Any]]]
+_COMPILED: weakref.WeakKeyDictionary[Executable, _ByKeys] = weakref.WeakKeyDictionary()
 
 Params = Mapping[str, Any]
 
@@ -48,26 +52,26 @@ def execute(
             raw.executemany(sql, [_values(p, constants) for p in many])
             return []
         return raw.execute(sql, _values(single, constants)).fetchall()
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(sql, None, exc) from exc
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(sql, None, exc) from exc
     except sqlite3.Error as exc:
-        raise DBAPIError(sql, None, exc) from exc
+        # The SQLAlchemy class SQLAlchemy itself would pick (IntegrityError, OperationalError,
+        # DatabaseError, ...), with the sqlite3 error and its error code as ``orig``.
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
 
 def _sql(statement: Executable, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     """The SQL for these parameter names, and the values of the literals the
     statement binds itself (``last_version + 1``, ``id = 1``)."""
-    cache_key = (id(statement), keys)
-    found = _COMPILED.get(cache_key)
+    by_keys = _COMPILED.get(statement)
+    if by_keys is None:
+        by_keys = _COMPILED[statement] = {}
+    found = by_keys.get(keys)
     if found is None:
         compiled = statement.compile(dialect=_SQLITE, column_keys=list(keys))  # type: ignore[attr-defined]
         unbound = [k for k, v in compiled.params.items() if k not in keys and v is None]
         if unbound:  # a column default SQLAlchemy would fill in: give it explicitly
             raise ValueError(f"no value for {', '.join(unbound)} in {statement}")
         constants = {k: _value(v) for k, v in compiled.params.items() if k not in keys}
-        found = _COMPILED[cache_key] = (str(compiled), constants)
+        found = by_keys[keys] = (str(compiled), constants)
     return found
 
 

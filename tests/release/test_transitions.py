@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from registry.models import Stage
-from registry.policy import (
+from registry.release.transitions import (
     ALLOWED_TRANSITIONS,
     Decision,
     ProductionChange,
