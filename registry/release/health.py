@@ -20,9 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, FiniteFloat
 
 WORKER = "registry.release.health_worker"
 # Once loaded, predicting a few dozen rows must not take longer than this.
@@ -30,16 +31,17 @@ RESULT_TIMEOUT_S = 60.0
 _EXITED = "the worker exited without an answer"
 
 
-@dataclass(frozen=True)
-class HealthResult:
-    passed: bool
-    startup_s: float | None
-    latency_p99_ms: float | None
-    max_abs_diff: float | None
-    error: str | None = None
+class HealthEvidence(BaseModel):
+    """One replica's health check; ``model_dump(mode="json")`` is what is stored."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    passed: bool
+    startup_s: FiniteFloat | None  # spawn to "loaded"; None if not ready within the budget
+    latency_p99_ms: FiniteFloat | None  # single-row predictions
+    max_abs_diff: FiniteFloat | None  # against the golden predictions
+    error: str | None = None
+    replica_uri: str | None = None  # where the checked replica lives
 
 
 def check_health(
@@ -51,8 +53,12 @@ def check_health(
     startup_budget_s: float = 30.0,
     tolerance: float = 1e-6,
     latency_rounds: int = 50,
-) -> HealthResult:
-    """Load the replica at ``model_path`` in a fresh process and check it (see module doc)."""
+    replica_uri: str | None = None,
+) -> HealthEvidence:
+    """Load the replica at ``model_path`` in a fresh process and check it (see module doc).
+
+    ``replica_uri`` (where ``model_path`` was fetched from) is recorded with the evidence.
+    """
     request = {
         "model_path": str(model_path),
         "sha256": sha256,
@@ -77,15 +83,14 @@ def check_health(
             loaded = _next_event(lines, started + startup_budget_s)
             startup_s = time.perf_counter() - started
             if loaded is None:
-                return HealthResult(
-                    False, None, None, None, f"not ready within the {startup_budget_s:g}s budget"
-                )
+                error = f"not ready within the {startup_budget_s:g}s budget"
+                return _failed(error, replica_uri)
             if loaded.get("event") != "loaded":
-                return HealthResult(False, startup_s, None, None, _error_of(loaded, stderr))
+                return _failed(_error_of(loaded, stderr), replica_uri, startup_s)
             outcome = _next_event(lines, time.perf_counter() + RESULT_TIMEOUT_S)
             if outcome is None or outcome.get("event") != "result":
-                return HealthResult(False, startup_s, None, None, _error_of(outcome, stderr))
-            return _judge(outcome, golden, startup_s, tolerance)
+                return _failed(_error_of(outcome, stderr), replica_uri, startup_s)
+            return _judge(outcome, golden, startup_s, tolerance, replica_uri)
         finally:
             _stop(process, reader)
 
@@ -133,33 +138,58 @@ def _error_of(event: dict[str, Any] | None, stderr: Any) -> str:
     return str(event.get("error") or f"unexpected worker event {event.get('event')!r}")
 
 
+def _failed(
+    error: str,
+    replica_uri: str | None,
+    startup_s: float | None = None,
+    latency_p99_ms: float | None = None,
+    max_abs_diff: float | None = None,
+) -> HealthEvidence:
+    return HealthEvidence(
+        passed=False,
+        startup_s=startup_s,
+        latency_p99_ms=latency_p99_ms,
+        max_abs_diff=max_abs_diff,
+        error=error,
+        replica_uri=replica_uri,
+    )
+
+
 def _judge(
-    outcome: dict[str, Any], golden: dict[str, Any], startup_s: float, tolerance: float
-) -> HealthResult:
+    outcome: dict[str, Any],
+    golden: dict[str, Any],
+    startup_s: float,
+    tolerance: float,
+    replica_uri: str | None,
+) -> HealthEvidence:
     expected = [float(p) for p in golden["predictions"]]
     actual = [float(p) for p in outcome["predictions"]]
     timings = sorted(float(t) for t in outcome.get("latency_ms", []))
     p99 = timings[min(len(timings) - 1, math.ceil(0.99 * len(timings)) - 1)] if timings else None
     if len(actual) != len(expected):
-        return HealthResult(
-            False,
-            startup_s,
-            p99,
-            None,
-            f"golden batch has {len(expected)} predictions, the model gave {len(actual)}",
-        )
-    diffs = [abs(a - e) for a, e in zip(actual, expected, strict=True)]
+        error = f"golden batch has {len(expected)} predictions, the model gave {len(actual)}"
+        return _failed(error, replica_uri, startup_s, p99)
+    # A NaN compares false with everything, so max() would skip it: count it as infinite.
+    diffs = [_distance(a, e) for a, e in zip(actual, expected, strict=True)]
     max_diff = max(diffs, default=0.0)
     if not math.isfinite(max_diff) or max_diff > tolerance:
-        worst = diffs.index(max_diff) if math.isfinite(max_diff) else 0
-        return HealthResult(
-            False,
-            startup_s,
-            p99,
-            max_diff if math.isfinite(max_diff) else None,
-            f"golden prediction {worst} differs by {max_diff:.3g} (tolerance {tolerance:g})",
+        worst = diffs.index(max_diff)
+        error = f"golden prediction {worst} differs by {max_diff:.3g} (tolerance {tolerance:g})"
+        return _failed(
+            error, replica_uri, startup_s, p99, max_diff if math.isfinite(max_diff) else None
         )
-    return HealthResult(True, startup_s, p99, max_diff, None)
+    return HealthEvidence(
+        passed=True,
+        startup_s=startup_s,
+        latency_p99_ms=p99,
+        max_abs_diff=max_diff,
+        replica_uri=replica_uri,
+    )
+
+
+def _distance(actual: float, expected: float) -> float:
+    diff = abs(actual - expected)
+    return diff if math.isfinite(diff) else math.inf
 
 
 def _stop(process: subprocess.Popen[str], reader: threading.Thread) -> None:
