@@ -130,7 +130,7 @@ def collect_facts(
             problems = compatibility_problems(candidate.signature.model_dump(), dict(schema))
     baseline = None
     if canary is not None:
-        raw = canary.evidence.get("production_version")
+        raw = canary.evidence.get("baseline_version")
         baseline = raw if isinstance(raw, int) else None
     return PromotionFacts(
         name=name,

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import task
 
-from registry import GateRefused, ModelVersion, NotFound, RegistryStore, Stage
+from registry import GateRefused, InvalidInput, ModelVersion, NotFound, RegistryStore, Stage
 from registry.models import ArtifactRef
 from tasks.common import RETRY_DELAYS, transient_only
 from tasks.registration import GOLDEN_SIZE_TAG, GOLDEN_TAG
@@ -136,8 +136,10 @@ def health(
         work = settings.work_root / "health" / region / uuid.uuid4().hex[:8]
         model_path = region_store.get_file(_at(ref, region_store), work / f"model.{ref.format}")
         golden = _golden(settings, current)
-        result = check_health(str(model_path), ref.sha256, ref.size, golden)
-        evidence = {**result.to_dict(), "replica": replica.get("uri")}
+        result = check_health(
+            str(model_path), ref.sha256, ref.size, golden, replica_uri=replica.get("uri")
+        )
+        evidence = result.model_dump(mode="json")
         store.record_check(
             name, version, "health", region=region, passed=result.passed, evidence=evidence
         )
@@ -176,7 +178,8 @@ def canary(
     """Candidate and production on the same traffic (the week after the training data),
     with a pre-declared non-inferiority test; the evidence is stored with the version."""
     from registry.pipeline import data
-    from registry.release.canary import run_canary
+    from registry.release.canary import ModelFile, run_canary
+    from registry.release.policy import CanaryParams
     from tasks.training import local_copy
 
     store = _store(settings)
@@ -188,20 +191,22 @@ def canary(
         traffic = data.generate_transactions(
             start, start + timedelta(days=CANARY_DAYS - 1), rows=rows, seed=seed + 7919
         )
-        cand_path = local_copy(settings, candidate.artifact)
-        prod_path = None if baseline is None else local_copy(settings, baseline.artifact)
+        if candidate.signature is None:
+            raise InvalidInput(f"{name} v{version} has no signature to read canary traffic with")
+        cand = candidate.artifact
+        prod = None if baseline is None else baseline.artifact
         result = run_canary(
-            str(cand_path),
-            candidate.artifact.sha256,
-            candidate.artifact.size,
-            None if prod_path is None else str(prod_path),
-            None if baseline is None else baseline.artifact.sha256,
-            None if baseline is None else baseline.artifact.size,
+            ModelFile(path=local_copy(settings, cand), sha256=cand.sha256, size=cand.size),
+            None
+            if prod is None
+            else ModelFile(path=local_copy(settings, prod), sha256=prod.sha256, size=prod.size),
             traffic,
+            signature=candidate.signature,
+            params=CanaryParams(),  # the default policy's test until tasks read the stored one
+            baseline_version=None if baseline is None else baseline.version,
         )
         evidence = {
-            **result.to_dict(),
-            "production_version": None if baseline is None else baseline.version,
+            **result.model_dump(mode="json"),
             "traffic": {"start": start.isoformat(), "days": CANARY_DAYS, "rows": len(traffic)},
         }
         store.record_check(name, version, "canary", passed=result.passed, evidence=evidence)

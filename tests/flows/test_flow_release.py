@@ -50,7 +50,7 @@ def test_two_retrains_release_v1_then_v2(released_template: dict[str, Any]) -> N
     assert all(r.sha256 == v2.artifact.sha256 for r in replicas)
     assert sorted(health) == ["ap-south", "eu-west", "us-east"]
     assert all(c.passed for c in health.values())
-    assert canary.passed and canary.evidence["production_version"] == 1
+    assert canary.passed and canary.evidence["baseline_version"] == 1
     assert promotion.passed and promotion.evidence["reasons"] == []
     assert evaluation.passed and evaluation.evidence["production"]["version"] == 1
     assert v2.artifact.format == "skops" and v2.metrics["auc"] > 0.75
@@ -170,7 +170,7 @@ def test_a_canary_regression_blocks_promotion(released_home: Path) -> None:
         assert store.get_version(MODEL, 3).stage is Stage.STAGING
         canary = store.latest_checks(MODEL, 3, "canary")[None]
         assert all(c.passed for c in store.latest_checks(MODEL, 3, "health").values())
-    assert canary.passed is False and canary.evidence["production_version"] == 2
+    assert canary.passed is False and canary.evidence["baseline_version"] == 2
     assert canary.evidence["error_candidate"] > canary.evidence["error_production"]
     assert production(released_home) == 2
     assert any("canary failed" in r for r in promotion_reasons(released_home, 3))
