@@ -4,6 +4,10 @@ SQLite: WAL, ``synchronous=NORMAL`` and a busy timeout on every connection;
 write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 lock instead of deadlocking on a read-to-write upgrade (SQLITE_BUSY with no
 wait). PostgreSQL: writers lock the model row (``SELECT … FOR UPDATE``).
+
+Errors are classified by SQLite's result code and PostgreSQL's SQLSTATE, not by their
+text, except the one case where SQLite has no finer code (a missing table or column
+is plain SQLITE_ERROR).
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from registry.errors import Conflict, InvalidInput, RegistryError, RegistryUnavailable
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    RegistryError,
+    RegistryUnavailable,
+    SchemaMismatch,
+    StorageError,
+)
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 BUSY_TIMEOUT_MS = 30_000
 # A safety net only: the store's own checkpointer keeps the WAL far below this.
 AUTOCHECKPOINT_PAGES = 20_000
@@ -84,7 +95,7 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
         except sqlite3.Error as exc:
-            raise OperationalError(statement, None, exc) from exc
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def _ensure_wal(cursor: sqlite3.Cursor) -> None:
@@ -108,26 +119,81 @@ def _ensure_wal(cursor: sqlite3.Cursor) -> None:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
         if time.monotonic() >= deadline:
-            raise sqlite3.OperationalError("database is locked: could not switch it to WAL mode")
+            error = sqlite3.OperationalError("database is locked: could not switch it to WAL mode")
+            error.sqlite_errorcode, error.sqlite_errorname = sqlite3.SQLITE_BUSY, "SQLITE_BUSY"
+            raise error
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
 
 
 def translate(exc: SQLAlchemyError) -> RegistryError:
     """Map a SQLAlchemy/DBAPI error to the registry's own types (the one place)."""
-    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    orig = getattr(exc, "orig", None)
+    lines = str(orig or exc).splitlines()
     message = lines[0] if lines else type(exc).__name__
     if isinstance(exc, IntegrityError):
         return Conflict(f"the change conflicts with stored data: {message}")
-    if isinstance(exc, OperationalError) and "locked" in message.lower():
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return RegistryUnavailable(f"registry database unavailable: {message}")
+    if isinstance(orig, sqlite3.Error):
+        return _translate_sqlite(orig, message)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_SCHEMA_STATES:
+        return _schema_mismatch(message)
+    if sqlstate == _PG_DISK_FULL:
+        return StorageError(f"registry database refused the write, disk full: {message}")
+    if isinstance(exc, OperationalError):  # psycopg: the server is down or unreachable
+        return RegistryUnavailable(f"registry database unavailable: {message}")
+    return RegistryError(f"registry database error: {message}")
+
+
+_PG_SCHEMA_STATES = frozenset({"42P01", "42703"})  # undefined_table, undefined_column
+_PG_DISK_FULL = "53100"
+_SQLITE_UNAVAILABLE = frozenset(
+    {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PROTOCOL}
+)
+_SQLITE_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+# SQLite reports a missing table or column as plain SQLITE_ERROR: only its text tells.
+_SQLITE_SCHEMA_TEXTS = ("no such table", "no such column", "has no column")
+
+
+def _translate_sqlite(orig: sqlite3.Error, message: str) -> RegistryError:
+    code = getattr(orig, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None  # extended codes keep it low
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return RegistryUnavailable(
             f"registry database stayed locked for {BUSY_TIMEOUT_MS // 1000}s: {message}"
         )
-    if isinstance(exc, OperationalError | DBAPIError) and (
-        getattr(exc, "connection_invalidated", False) or isinstance(exc, OperationalError)
-    ):
+    if primary in _SQLITE_UNAVAILABLE:
         return RegistryUnavailable(f"registry database unavailable: {message}")
+    if primary == sqlite3.SQLITE_FULL:
+        return StorageError(f"registry database refused the write, disk full: {message}")
+    if primary == sqlite3.SQLITE_READONLY:
+        return StorageError(f"registry database is read-only: {message}")
+    if primary in _SQLITE_DAMAGED:
+        return StorageError(f"registry database file is damaged or not a database: {message}")
+    if primary == sqlite3.SQLITE_ERROR and _is_schema_text(message):
+        return _schema_mismatch(message)
     return RegistryError(f"registry database error: {message}")
+
+
+def _is_schema_text(message: str) -> bool:
+    return any(text in message for text in _SQLITE_SCHEMA_TEXTS)
+
+
+def _schema_mismatch(message: str) -> SchemaMismatch:
+    return SchemaMismatch(
+        f"registry database schema is not the one this modelreg expects ({message}): "
+        "run `modelreg init` to create or upgrade it"
+    )
+
+
+def _is_missing_table(orig: object) -> bool:
+    """The table does not exist at all (a database the registry never touched)."""
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_ERROR and "no such table" in str(orig)
+    return getattr(orig, "sqlstate", None) == "42P01"
 
 
 class WalCheckpointer:
@@ -229,12 +295,8 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise translate(exc) from exc
         except DBAPIError as exc:
-            if "alembic_version" in str(exc) and "does not exist" in str(exc):
+            if _is_missing_table(exc.orig):
                 return None
             raise translate(exc) from exc
 
