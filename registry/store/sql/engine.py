@@ -1,9 +1,13 @@
 """Engines for SQLite and PostgreSQL, transactions, and error translation.
 
-SQLite: WAL, ``synchronous=NORMAL`` and a busy timeout on every connection;
+SQLite: WAL, ``synchronous=FULL`` and a busy timeout on every connection;
 write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 lock instead of deadlocking on a read-to-write upgrade (SQLITE_BUSY with no
 wait). PostgreSQL: writers lock the model row (``SELECT … FOR UPDATE``).
+
+``synchronous=FULL`` syncs the WAL at every commit, so a promotion or rollback that
+returned survives a power cut; with ``NORMAL`` the last commits before one can vanish
+(the file stays consistent). A bulk import may opt out with ``synchronous="normal"``.
 
 Errors are classified by SQLite's result code and PostgreSQL's SQLSTATE, not by their
 text, except the one case where SQLite has no finer code (a missing table or column
@@ -40,6 +44,7 @@ BUSY_TIMEOUT_MS = 30_000
 # A safety net only: the store's own checkpointer keeps the WAL far below this.
 AUTOCHECKPOINT_PAGES = 20_000
 _ADVISORY_LOCK_ID = 0x6D6F64656C  # "model": serialises migrations on PostgreSQL
+SYNCHRONOUS_MODES = ("full", "normal")
 
 
 def normalise_url(url: str) -> str:
@@ -56,7 +61,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, synchronous: str = "full") -> Engine:
+    """An engine for ``url``; ``synchronous`` is SQLite's commit durability (see above)."""
+    _check_synchronous(synchronous)
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -65,12 +72,17 @@ def make_engine(url: str) -> Engine:
             raise InvalidInput("in-memory SQLite is not supported: give a file path")
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, synchronous)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _check_synchronous(synchronous: str) -> None:
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise InvalidInput(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not pysqlite, decide how a transaction starts.
@@ -78,7 +90,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _ensure_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints fsync; the store runs them on a background thread (see
         # ``WalCheckpointer``), so commits only fall back to one when it lags far behind.
@@ -257,9 +269,9 @@ class WalCheckpointer:
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: str = "full") -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, synchronous=synchronous)
         self.dialect = self.engine.dialect.name
         self._writer = self.engine.execution_options(modelreg_write=True)
         self._checkpointer = (

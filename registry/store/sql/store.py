@@ -11,8 +11,10 @@ from registry.store.sql.versions import VersionsMixin
 
 
 class SqlStore(VersionsMixin, PointersMixin, QueriesMixin, ReleaseMixin, RegistryStore):
-    def __init__(self, url: str, *, actor: str, migrate: bool = True) -> None:
-        self.db = Database(url)
+    def __init__(
+        self, url: str, *, actor: str, migrate: bool = True, synchronous: str = "full"
+    ) -> None:
+        self.db = Database(url, synchronous=synchronous)
         self.actor = actor
         self.url = self.db.url
         if migrate:
