@@ -2,7 +2,7 @@
 
 Scenarios (each in a child process of its own, so its peak memory is its own):
 
-    local          local folder -> 3 local folders (kernel copy, hash of the copy, fsync)
+    local          local folder -> 3 local folders (kernel copy, hash of the copy, fsyncs)
     s3-server-side S3 bucket -> 3 buckets on the same endpoint (server-side copy, read back)
     s3-streaming   local folder -> 3 buckets (streamed multipart upload, read back)
 
@@ -396,7 +396,8 @@ NOTES = [
     "and fsynced before its row says verified, and three rows are written to the "
     "registry. `cp` does not sync; the `cp + sync` column shows what durability costs it.",
     "- local: `sendfile` into a temporary file beside the final one, sha256 of that file "
-    "(the read-back), fsync, rename; the three regions run in parallel threads. The "
+    "(the read-back), fsync, rename, fsync of the folder (`write_verified`, the one path "
+    "by which bytes land on a local disk); the three regions run in parallel threads. The "
     "source file is in the page cache for both `cp` and replication (rounds alternate "
     "which runs first); the read-back of a just-written file is also served from the "
     "page cache.",

@@ -7,31 +7,24 @@ a ``failed`` replica row with the error. Re-running is cheap: a region whose row
 verified and whose object still exists is not copied again (``verify_replicas``
 re-reads the bytes when that is wanted).
 
-Copy paths: local folder to local folder goes through the kernel (``sendfile``)
-into a temporary file that is then hashed and renamed into place; a local file to
-S3 is uploaded from its path (parts read as they are sent); S3 to S3 on one
-endpoint is a server-side copy; anything else streams through this process
-(``ArtifactStore.copy_to``). Memory stays bounded whatever the artifact size.
+Copying is the target store's ``ArtifactStore.copy_from``: it picks the copy path
+(a kernel copy between local folders, an upload from a local file, a server-side
+copy on one S3 endpoint, a stream otherwise), reads the copy back, and deletes a
+copy that fails the read-back, so no corrupt bytes stay under a content key. This
+module knows no concrete store. Memory stays bounded whatever the artifact size.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import BinaryIO, TypeVar
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from typing import TypeVar
 
-from registry.artifacts import ArtifactStore, LocalArtifactStore
-from registry.artifacts.base import CHUNK, check_digest, file_digest, stream_digest
+from registry.artifacts import ArtifactStore
 from registry.config import Settings
 from registry.errors import (
-    ArtifactError,
     ArtifactUnavailable,
     ChecksumMismatch,
     InvalidInput,
@@ -45,7 +38,6 @@ from registry.store.base import RegistryStore
 # is copied again (bytes damaged in flight, or a concurrent writer).
 TRANSIENT: tuple[type[Exception], ...] = (ArtifactUnavailable, ChecksumMismatch)
 MAX_BACKOFF = 30.0
-_SENDFILE_BLOCK = 64 * CHUNK
 
 T = TypeVar("T")
 
@@ -112,7 +104,9 @@ def replicate_one(
     if current is not None and _still_verified(current, ref, target):
         return current
     store.record_replica(name, version, region, ReplicaState.PENDING, uri=uri)
-    error = _attempt(lambda: _copy_and_verify(source, target, ref), retries, backoff)
+    # copy_from is idempotent (bytes that already verify are not copied again) and
+    # returns only once the region's copy has been read back.
+    error = _attempt(lambda: target.copy_from(source, ref), retries, backoff)
     if error is None:
         return store.record_replica(
             name, version, region, ReplicaState.VERIFIED, uri=uri, sha256=ref.sha256, size=ref.size
@@ -180,7 +174,7 @@ def _per_region(regions: list[str], work: Callable[[str], T]) -> list[T]:
 
 
 def _attempt(
-    action: Callable[[], None],
+    action: Callable[[], object],
     retries: int,
     backoff: float,
     transient: tuple[type[Exception], ...] = TRANSIENT,
@@ -240,90 +234,3 @@ def _uri(target: ArtifactStore, ref: ArtifactRef) -> str | None:
 
 def _at(ref: ArtifactRef, store: ArtifactStore) -> ArtifactRef:
     return ref.model_copy(update={"uri": store.uri_for(ref.sha256)})
-
-
-def _copy_and_verify(source: ArtifactStore, target: ArtifactStore, ref: ArtifactRef) -> None:
-    if isinstance(source, LocalArtifactStore) and isinstance(target, LocalArtifactStore):
-        _copy_local(source, target, ref)
-        return
-    if isinstance(source, LocalArtifactStore):
-        _upload_local(source, target, ref)
-        return
-    # copy_to is idempotent (a target that already verifies is left alone), copies
-    # server-side on a shared S3 endpoint and streams otherwise; then read it back.
-    copied = source.copy_to(ref, target)
-    target.verify(copied)
-
-
-def _copy_local(source: LocalArtifactStore, target: LocalArtifactStore, ref: ArtifactRef) -> None:
-    """Kernel copy into a temporary file beside the final one, hash that file (the read
-    back), fsync, and rename it into place only if it matches."""
-    if target.exists(ref.sha256):
-        try:
-            target.verify(_at(ref, target))
-            return
-        except ChecksumMismatch:
-            pass  # corrupt bytes in the region: replace them
-    dest = _local_path(target, ref.sha256)
-    where = f"a copy into {target.root}"
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise ArtifactError(f"could not write {where}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "w+b") as out:
-            with source.open_stored(ref.sha256) as src:
-                _kernel_copy(src, out)
-            out.seek(0)
-            sha256, size = stream_digest(out)
-            check_digest(ref, sha256, size, where)
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise ArtifactError(f"could not write {where}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _upload_local(source: LocalArtifactStore, target: ArtifactStore, ref: ArtifactRef) -> None:
-    """A local file into a remote store: check the source, upload it from its path, read
-    it back. From a path the upload goes straight to the content key, reading parts from
-    the file as they are sent (no temporary key, a few MiB of memory per region)."""
-    placed = _at(ref, target)
-    if target.exists(ref.sha256):
-        try:
-            target.verify(placed)
-            return
-        except ChecksumMismatch:
-            pass  # corrupt bytes in the region: replace them
-    path = _local_path(source, ref.sha256)
-    try:
-        sha256, size = file_digest(path)
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"artifact {ref.sha256[:12]} is missing from {source.root}") from exc
-    except OSError as exc:
-        raise ArtifactError(f"could not read artifact {ref.sha256[:12]}: {exc}") from exc
-    check_digest(ref, sha256, size, source.uri_for(ref.sha256))
-    target.put_file(path, format=ref.format)
-    target.verify(placed)
-
-
-def _local_path(store: LocalArtifactStore, sha256: str) -> Path:
-    # uri_for refuses keys that would leave the store's root (symlinks included).
-    return Path(url2pathname(urlsplit(store.uri_for(sha256)).path))
-
-
-def _kernel_copy(src: BinaryIO, out: BinaryIO) -> None:
-    """File to file without passing the bytes through Python (``sendfile``), or in chunks
-    where the platform cannot do that."""
-    offset = 0
-    try:
-        while sent := os.sendfile(out.fileno(), src.fileno(), offset, _SENDFILE_BLOCK):
-            offset += sent
-    except (AttributeError, OSError):
-        if offset:  # failed mid-way: a real I/O error, not a missing capability
-            raise
-        while chunk := src.read(CHUNK):
-            out.write(chunk)

@@ -4,13 +4,9 @@
 ``open_store``) so that boto3 stays out of ``import registry``.
 """
 
-from registry.artifacts.base import (
-    ArtifactStore,
-    content_key,
-    file_digest,
-    sha256_of_key,
-)
+from registry.artifacts.base import ArtifactStore, content_key, sha256_of_key
 from registry.artifacts.factory import open_store
+from registry.artifacts.files import file_digest
 from registry.artifacts.local import LocalArtifactStore
 
 __all__ = [

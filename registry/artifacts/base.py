@@ -1,30 +1,42 @@
 """The artifact store interface: content-addressed bytes, verified on the way out.
 
-Also owns the helpers every store shares: the content key (the only key shape a
-store accepts), streaming sha256, and the verified download into a local path.
+Also owns the content key, the only key shape a store accepts. Hashing and the
+verified write to a local disk live in ``registry.artifacts.files``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
+from registry.artifacts.files import (
+    CHUNK,
+    Readable,
+    check_digest,
+    file_digest,
+    stream_digest,
+    write_verified,
+)
 from registry.errors import ArtifactError, ChecksumMismatch, InvalidInput
 from registry.models import ArtifactRef
 
-CHUNK = 1024 * 1024
+# Re-exported: modules import these from here.
+__all__ = [
+    "CHUNK",
+    "ArtifactStore",
+    "Readable",
+    "check_digest",
+    "content_key",
+    "file_digest",
+    "sha256_of_key",
+    "stream_digest",
+    "write_verified",
+]
+
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^sha256/([0-9a-f]{2})/([0-9a-f]{64})$")
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def content_key(sha256: str) -> str:
@@ -42,56 +54,6 @@ def sha256_of_key(key: str) -> str:
     return match.group(2)
 
 
-def file_digest(path: Path) -> tuple[str, int]:
-    with Path(path).open("rb") as handle:
-        return stream_digest(handle)
-
-
-def stream_digest(stream: Readable) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def copy_hashing(stream: Readable, out: BinaryIO) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-        out.write(chunk)
-    return digest.hexdigest(), size
-
-
-def check_digest(ref: ArtifactRef, sha256: str, size: int, where: str) -> None:
-    if size != ref.size or sha256 != ref.sha256:
-        raise ChecksumMismatch(
-            f"artifact {ref.sha256[:12]} in {where} is corrupt: got {size} bytes with sha256 "
-            f"{sha256[:12]}, expected {ref.size} bytes with {ref.sha256[:12]}"
-        )
-
-
-def write_verified(stream: Readable, ref: ArtifactRef, dest: Path, where: str) -> Path:
-    """Write ``stream`` next to ``dest``, and rename it into place only if it matches ``ref``."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            sha256, size = copy_hashing(stream, out)
-        check_digest(ref, sha256, size, where)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise ArtifactError(f"could not write artifact {ref.sha256[:12]} to {dest}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
 class ArtifactStore(ABC):
     """Stores bytes under keys derived from their sha256 (``content_key``).
 
@@ -105,10 +67,12 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def put_file(self, path: Path, *, format: str = "skops") -> ArtifactRef:
-        """Stream a local file in, hashing while reading, and return its reference.
+        """Store a local file under its digest and return its reference.
 
-        Storing the same bytes twice yields the same key (one object). The file is
-        never held in memory whole.
+        The file is hashed first, and the stored bytes are checked against that digest
+        before they are committed (a file that changes meanwhile raises
+        ``ChecksumMismatch``). Storing the same bytes twice yields the same key (one
+        object). The file is never held in memory whole.
         """
 
     @abstractmethod
@@ -125,13 +89,31 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def put_verified(self, stream: Readable, ref: ArtifactRef) -> ArtifactRef:
-        """Write ``stream`` under ``ref``'s key, committing only if size and sha256 match."""
+        """Write ``stream`` under ``ref``'s key, committing only if size and sha256 match.
+
+        Nothing unverified is ever left under the key, and no temporary object is left
+        behind, whether the stream is short, long, tampered with or fails mid-way.
+        """
+
+    @abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove the object stored under this digest's key; a missing one is not an error.
+
+        Only for bytes known to be wrong (a copy that failed its read-back): content
+        keys are shared, so deleting good bytes removes them for every version.
+        """
+
+    def local_path(self, sha256: str) -> Path | None:
+        """The file that holds this digest's object on this machine, or None if the store
+        is not a local folder. The file may be missing or corrupt: callers check it."""
+        return None
 
     def get_file(self, ref: ArtifactRef, dest: Path) -> Path:
         """Download to ``dest`` through a temporary file next to it.
 
-        Size and sha256 are checked before the rename: on ``ChecksumMismatch`` (or
-        any other error) nothing is left at ``dest``.
+        Size and sha256 are checked before the rename, and the file and its folder are
+        fsynced: on ``ChecksumMismatch`` (or any other error) nothing is left at
+        ``dest`` (an earlier file there is kept) and no temporary file remains.
         """
         with self.open_stored(ref.sha256) as stream:
             return write_verified(stream, ref, Path(dest), self.uri_for(ref.sha256))
@@ -142,29 +124,44 @@ class ArtifactStore(ABC):
             sha256, size = stream_digest(stream)
         check_digest(ref, sha256, size, self.uri_for(ref.sha256))
 
-    def copy_to(self, ref: ArtifactRef, target: ArtifactStore) -> ArtifactRef:
-        """Put these bytes into ``target`` and return the target's reference.
+    def copy_from(self, source: ArtifactStore, ref: ArtifactRef) -> ArtifactRef:
+        """Put ``ref``'s bytes from ``source`` into this store; return this store's reference.
 
-        Idempotent: if ``target`` already holds bytes that verify, nothing is
-        copied. Otherwise a server-side copy is used when both stores share an
-        S3 endpoint (its size is checked; call ``target.verify`` to read it back),
-        and a stream otherwise (hashed on the way in, committed only if it
-        matches). Corrupt bytes in ``target`` are replaced.
+        Returns only once the bytes here are proven: read back from this store, or
+        hashed from its own disk before they were renamed into place. Idempotent: bytes
+        already here that verify are left alone, corrupt ones are replaced. The store
+        picks the cheapest path the pair allows (``_copy_in``): a kernel copy between
+        local folders, an upload from a local file, a server-side copy on one S3
+        endpoint, a stream through this process otherwise; memory stays bounded.
+
+        On ``ChecksumMismatch`` no corrupt bytes stay under the key: a copy that landed
+        and then failed its read-back (a server-side copy of a corrupt source) is deleted.
         """
-        target_ref = ref.model_copy(update={"uri": target.uri_for(ref.sha256)})
-        if target.exists(ref.sha256) and _verifies(target, target_ref):
-            return target_ref
-        if target.copy_server_side(self, ref):
-            return target_ref
-        with self.open_stored(ref.sha256) as stream:
-            return target.put_verified(stream, target_ref)
+        placed = ref.model_copy(update={"uri": self.uri_for(ref.sha256)})
+        if self.exists(ref.sha256) and _verifies(self, placed):
+            return placed
+        try:
+            self._copy_in(source, placed)
+        except ChecksumMismatch:
+            self._discard_corrupt(placed)
+            raise
+        return placed
 
-    def copy_server_side(self, source: ArtifactStore, ref: ArtifactRef) -> bool:
-        """Copy ``ref`` from ``source`` without streaming through this process, if possible.
+    def _copy_in(self, source: ArtifactStore, ref: ArtifactRef) -> None:
+        """Copy ``ref`` from ``source`` into this store and prove it (see ``copy_from``).
 
-        Returns False when this pair of stores cannot do that (the default).
+        The default streams through ``put_verified``; a store overrides it where a
+        cheaper path exists or where ``put_verified`` does not read the bytes back.
         """
-        return False
+        with source.open_stored(ref.sha256) as stream:
+            self.put_verified(stream, ref)
+
+    def _discard_corrupt(self, ref: ArtifactRef) -> None:
+        # Bytes that verify are kept: a concurrent copy of the same content may have
+        # put them there. Best effort: the mismatch is the error worth reporting.
+        with suppress(ArtifactError):
+            if self.exists(ref.sha256) and not _verifies(self, ref):
+                self.delete(ref.sha256)
 
 
 def _verifies(store: ArtifactStore, ref: ArtifactRef) -> bool:

@@ -1,21 +1,19 @@
-"""Artifacts in a local folder (the embedded default)."""
+"""Artifacts in a local folder (the embedded default).
+
+Every write lands through ``write_verified``: a temporary file beside the content
+key, hashed as read back from disk, fsynced and renamed. A copy from another local
+folder is a kernel copy (``open_stored`` hands out a real file).
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from registry.artifacts.base import (
-    ArtifactStore,
-    Readable,
-    check_digest,
-    content_key,
-    copy_hashing,
-)
+from registry.artifacts.base import ArtifactStore, Readable, content_key
+from registry.artifacts.files import file_digest, remove_file, write_verified
 from registry.errors import ArtifactError, InvalidInput
 from registry.models import ArtifactRef
 
@@ -37,27 +35,34 @@ class LocalArtifactStore(ArtifactStore):
     def uri_for(self, sha256: str) -> str:
         return self._path(sha256).as_uri()
 
+    def local_path(self, sha256: str) -> Path:
+        return self._path(sha256)
+
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
 
     def put_file(self, path: Path, *, format: str = "skops") -> ArtifactRef:
+        # Hash first so the key is known up front; the copy is then checked against it.
         source = Path(path)
         if not source.is_file():
             raise InvalidInput(f"artifact file not found: {source}")
         try:
-            with source.open("rb") as src:
-                sha256, size = self._ingest(src, expected=None)
+            sha256, size = file_digest(source)
+            ref = ArtifactRef(uri=self.uri_for(sha256), sha256=sha256, size=size, format=format)
+            with source.open("rb") as stream:
+                write_verified(stream, ref, self._path(sha256), f"a copy of {source}")
         except OSError as exc:
             raise ArtifactError(f"could not store {source}: {exc}") from exc
-        return ArtifactRef(uri=self.uri_for(sha256), sha256=sha256, size=size, format=format)
+        return ref
 
     def put_verified(self, stream: Readable, ref: ArtifactRef) -> ArtifactRef:
-        self._path(ref.sha256)  # refuse a bad key before writing anything
-        try:
-            self._ingest(stream, expected=ref)
-        except OSError as exc:
-            raise ArtifactError(f"could not store {ref.sha256[:12]} in {self.root}: {exc}") from exc
-        return ref.model_copy(update={"uri": self.uri_for(ref.sha256)})
+        final = self._path(ref.sha256)  # refuse a bad key before writing anything
+        # Same bytes, same name: a concurrent writer of this key is harmless.
+        write_verified(stream, ref, final, f"a copy into {self.root}")
+        return ref.model_copy(update={"uri": final.as_uri()})
+
+    def delete(self, sha256: str) -> None:
+        remove_file(self._path(sha256), f"artifact {sha256[:12]} from {self.root}")
 
     @contextmanager
     def open_stored(self, sha256: str) -> Iterator[BinaryIO]:
@@ -70,22 +75,3 @@ class LocalArtifactStore(ArtifactStore):
             raise ArtifactError(f"could not read artifact {sha256[:12]}: {exc}") from exc
         with handle:
             yield handle
-
-    def _ingest(self, stream: Readable, expected: ArtifactRef | None) -> tuple[str, int]:
-        """Copy into a temp file in the root, then rename to the content key if it checks out."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                sha256, size = copy_hashing(stream, out)
-                out.flush()
-                os.fsync(out.fileno())
-            if expected is not None:
-                check_digest(expected, sha256, size, f"a copy into {self.root}")
-            final = self._path(sha256)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)  # same bytes, same name: a concurrent writer is harmless
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return sha256, size

@@ -25,14 +25,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from registry.artifacts.base import (
-    ArtifactStore,
-    Readable,
-    check_digest,
-    content_key,
-    file_digest,
-)
-from registry.errors import ArtifactError, ArtifactUnavailable, ChecksumMismatch, InvalidInput
+from registry.artifacts.base import ArtifactStore, Readable, content_key
+from registry.artifacts.files import check_digest, file_digest
+from registry.errors import ArtifactError, ArtifactUnavailable, InvalidInput
 from registry.models import ArtifactRef
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -204,6 +199,10 @@ class S3ArtifactStore(ArtifactStore):
             sha256, size = file_digest(source)
         except OSError as exc:
             raise ArtifactError(f"could not read {source}: {exc}") from exc
+        self._upload(source, sha256)
+        return ArtifactRef(uri=self.uri_for(sha256), sha256=sha256, size=size, format=format)
+
+    def _upload(self, source: Path, sha256: str) -> None:
         with _translated(f"upload {source} to {self.uri_for(sha256)}"):
             self.client.upload_file(
                 str(source),
@@ -212,7 +211,6 @@ class S3ArtifactStore(ArtifactStore):
                 ExtraArgs={"Metadata": {"sha256": sha256}},
                 Config=self._transfer_config(),
             )
-        return ArtifactRef(uri=self.uri_for(sha256), sha256=sha256, size=size, format=format)
 
     def put_verified(self, stream: Readable, ref: ArtifactRef) -> ArtifactRef:
         # A stream cannot be read twice: upload it to a temporary key while hashing,
@@ -234,21 +232,35 @@ class S3ArtifactStore(ArtifactStore):
                 self.client.delete_object(Bucket=self.bucket, Key=temp)
         return ref.model_copy(update={"uri": self.uri_for(ref.sha256)})
 
-    def copy_server_side(self, source: ArtifactStore, ref: ArtifactRef) -> bool:
-        if not isinstance(source, S3ArtifactStore) or source.endpoint_url != self.endpoint_url:
-            return False
-        what = f"server-side copy {source.uri_for(ref.sha256)} to {self.uri_root}"
-        copy_source = {"Bucket": source.bucket, "Key": source._key(ref.sha256)}
-        self._copy(copy_source, self._key(ref.sha256), ref.sha256, what)
-        with _translated(what):
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(ref.sha256))
-        if head["ContentLength"] != ref.size:
-            with suppress(ArtifactError), _translated(f"delete bad copy in {self.uri_root}"):
-                self.client.delete_object(Bucket=self.bucket, Key=self._key(ref.sha256))
-            raise ChecksumMismatch(
-                f"{what}: copied {head['ContentLength']} bytes, expected {ref.size}"
-            )
-        return True
+    def delete(self, sha256: str) -> None:
+        with _translated(f"delete {self.uri_for(sha256)}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
+
+    def _copy_in(self, source: ArtifactStore, ref: ArtifactRef) -> None:
+        path = source.local_path(ref.sha256)
+        if isinstance(source, S3ArtifactStore) and source.endpoint_url == self.endpoint_url:
+            # No bytes through this process; the read-back below is the only check.
+            what = f"server-side copy {source.uri_for(ref.sha256)} to {self.uri_root}"
+            copy_source = {"Bucket": source.bucket, "Key": source._key(ref.sha256)}
+            self._copy(copy_source, self._key(ref.sha256), ref.sha256, what)
+        elif path is not None:
+            # From a path the upload goes straight to the content key, reading parts from
+            # the file as they are sent: no temporary key, a few MiB of memory.
+            self._upload_checked(path, ref)
+        else:
+            with source.open_stored(ref.sha256) as stream:
+                self.put_verified(stream, ref)
+        self.verify(ref)  # the read-back: never an ETag
+
+    def _upload_checked(self, path: Path, ref: ArtifactRef) -> None:
+        try:
+            sha256, size = file_digest(path)
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"artifact {ref.sha256[:12]} is missing from {path}") from exc
+        except OSError as exc:
+            raise ArtifactError(f"could not read artifact {ref.sha256[:12]}: {exc}") from exc
+        check_digest(ref, sha256, size, path.as_uri())  # a corrupt source never lands
+        self._upload(path, ref.sha256)
 
     def _copy(self, copy_source: dict[str, str], key: str, sha256: str, what: str) -> None:
         with _translated(what):

@@ -16,7 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from registry.artifacts import ArtifactStore
+from registry.artifacts import ArtifactStore, file_digest
 from registry.artifacts.s3 import S3ArtifactStore, _translated
 from registry.errors import ArtifactError, ArtifactUnavailable, ChecksumMismatch
 from registry.models import ArtifactRef
@@ -62,14 +62,27 @@ def test_small_upload_is_a_single_put(
     assert "-" not in _head(s3_store, ref)["ETag"]
 
 
-def test_streamed_copy_in_records_sha256_metadata(
+@pytest.mark.parametrize("source_kind", ["local", "s3"])
+def test_a_copy_in_records_sha256_metadata(
     s3_store: S3ArtifactStore,
     make_store: Callable[[str], ArtifactStore],
     artifact: Callable[..., Path],
+    source_kind: str,
 ) -> None:
-    local = make_store("local")
-    ref = local.copy_to(local.put_file(artifact(6 * MIB)), s3_store)
+    source = make_store(source_kind)
+    ref = s3_store.copy_from(source, source.put_file(artifact(6 * MIB)))
     assert _head(s3_store, ref)["Metadata"]["sha256"] == ref.sha256
+
+
+def test_a_streamed_put_records_sha256_metadata(
+    s3_store: S3ArtifactStore, artifact: Callable[..., Path]
+) -> None:
+    source = artifact(6 * MIB)
+    sha256, size = file_digest(source)
+    ref = ArtifactRef(uri="file:///elsewhere", sha256=sha256, size=size)
+    with source.open("rb") as stream:
+        placed = s3_store.put_verified(stream, ref)
+    assert _head(s3_store, placed)["Metadata"]["sha256"] == sha256
 
 
 def test_objects_live_under_the_prefix(

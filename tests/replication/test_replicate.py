@@ -15,7 +15,7 @@ from artifacts.support import MIB, free_port, overwrite_stored, stored_objects
 
 from registry.artifacts import ArtifactStore, LocalArtifactStore
 from registry.artifacts.s3 import S3ArtifactStore
-from registry.errors import ArtifactUnavailable, ChecksumMismatch, InvalidInput, NotFound
+from registry.errors import ArtifactUnavailable, InvalidInput, NotFound
 from registry.models import ArtifactRef
 from registry.release_models import ReplicaState
 from registry.replication import replicate, replicate_one, verify_replicas
@@ -209,15 +209,33 @@ def test_a_corrupt_source_fails_every_region_and_leaves_no_good_looking_copy(
         assert replica.state is ReplicaState.FAILED
         assert replica.error is not None
         assert "corrupt" in replica.error
-        target = regions[replica.region]
-        if (source_kind, region_kind) == ("s3", "s3"):
-            # A server-side copy of same-size bytes lands before the read-back catches it;
-            # it stays under its key (the row says failed, and every reader verifies).
-            with pytest.raises(ChecksumMismatch):
-                target.verify(ref)
-        else:
-            assert stored_objects(target) == []
+        # s3 -> s3 is a server-side copy: same-size bytes land before the read-back
+        # catches them, and are deleted again.
+        assert stored_objects(regions[replica.region]) == []
     assert store.ready_in_regions(MODEL, 1, REGIONS) == list(REGIONS)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(("source_kind", "region_kind"), KINDS)
+def test_corrupt_bytes_a_region_already_held_are_deleted_when_the_source_is_corrupt_too(
+    store: RegistryStore,
+    make_artifacts: MakeArtifacts,
+    put_version: PutVersion,
+    source_kind: str,
+    region_kind: str,
+) -> None:
+    source, target = make_artifacts(source_kind), make_artifacts(region_kind)
+    ref = put_version(source, 6000)
+    replicate_one(store, source, "eu-west", target, MODEL, 1, **FAST)
+    overwrite_stored(target, ref.sha256, b"y" * 6000)
+    verify_replicas(store, {"eu-west": target}, MODEL, 1, **FAST)  # the row says failed
+    overwrite_stored(source, ref.sha256, b"x" * 6000)
+
+    replica = replicate_one(store, source, "eu-west", target, MODEL, 1, **FAST)
+
+    assert replica.state is ReplicaState.FAILED
+    assert "corrupt" in (replica.error or "")
+    assert stored_objects(target) == []
 
 
 @SQLITE_ONLY
@@ -319,7 +337,7 @@ def test_bytes_already_in_a_region_without_a_row_are_verified_not_copied(
     source = make_artifacts("local")
     ref = put_version(source)
     target = make_artifacts("local")
-    source.copy_to(ref, target)
+    target.copy_from(source, ref)
     before = _stamp(target, ref)
 
     replica = replicate_one(store, source, "us-east", target, MODEL, 1, **FAST)
