@@ -1,14 +1,21 @@
 """The registry's error types: callers catch these, never third-party errors.
 
     RegistryError
-    ├── InvalidInput          bad name, NaN metric, malformed filter, bad metadata
-    ├── NotFound              no such model, version or alias
+    ├── InvalidInput          bad name, NaN metric, malformed filter, bad metadata or policy
+    ├── NotFound              no such model, version, alias, policy or app release
     ├── Conflict              stale generation, illegal stage transition, reused key
-    ├── GateRefused           a promotion gate said no (reasons attached)
+    ├── GateRefused           a release gate said no (reasons attached; recorded as an event)
+    ├── ReleaseCheckFailed    a replication, health check or canary failed (recorded as a check)
     ├── ArtifactError         bytes could not be stored or read
     │   ├── ChecksumMismatch  bytes are not the ones that were registered
     │   └── ArtifactUnavailable  the artifact store cannot be reached (transient: retry)
-    └── RegistryUnavailable   the store cannot be reached or stayed locked
+    ├── StorageError          the database refused for a reason a retry will not fix
+    │   └── SchemaMismatch    the database's schema is not the one this code expects
+    └── RegistryUnavailable   the store cannot be reached or stayed locked (transient: retry)
+        └── LockTimeout       another promotion or rollback held the model's lock too long
+
+Only ``RegistryUnavailable`` (with ``LockTimeout``) and ``ArtifactUnavailable`` are
+transient: the same call may succeed later, so those are the only ones worth a retry.
 
 Third-party errors (SQLAlchemy, botocore, httpx) are translated once, at the
 boundary that calls them, with ``raise X(...) from exc``.
@@ -26,7 +33,7 @@ class InvalidInput(RegistryError, ValueError):
 
 
 class NotFound(RegistryError, LookupError):
-    """The named model, version or alias does not exist."""
+    """The named model, version, alias, policy or app release does not exist."""
 
 
 class Conflict(RegistryError):
@@ -34,11 +41,19 @@ class Conflict(RegistryError):
 
 
 class GateRefused(RegistryError):
-    """A promotion gate refused; ``reasons`` says why."""
+    """A release gate refused; ``reasons`` says why (one line each)."""
 
     def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.reasons = reasons
+        self.reasons = tuple(reasons)
+
+    def __reduce__(self) -> tuple[type[GateRefused], tuple[str, tuple[str, ...]]]:
+        # Survives pickling (Prefect results, Dask workers) with its reasons.
+        return (type(self), (str(self), self.reasons))
+
+
+class ReleaseCheckFailed(RegistryError):
+    """A release check (replication, health, canary) ran and failed; it is recorded."""
 
 
 class ArtifactError(RegistryError):
@@ -53,5 +68,21 @@ class ArtifactUnavailable(ArtifactError):
     """The artifact store's endpoint could not be reached or kept failing; retry later."""
 
 
+class StorageError(RegistryError):
+    """The registry database refused the operation for a reason retrying will not fix:
+    the disk is full, the file is read-only or corrupt."""
+
+
+class SchemaMismatch(StorageError):
+    """The database's schema is not the one this code expects (upgrade it: ``modelreg init``)."""
+
+
 class RegistryUnavailable(RegistryError):
     """The registry store cannot be reached (down, locked too long, misconfigured)."""
+
+
+class LockTimeout(RegistryUnavailable):
+    """Another promotion or rollback of the model held its lock for the whole timeout."""
+
+
+TRANSIENT_ERRORS: tuple[type[RegistryError], ...] = (RegistryUnavailable, ArtifactUnavailable)

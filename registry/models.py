@@ -298,7 +298,46 @@ EventKind = Literal[
     "rollback",
     "tags",
     "description",
+    "refused",  # a gate said no: ``details.reasons`` says why, ``subject`` what was refused
+    "policy",  # a new release policy version (``to_value``)
+    "approval",  # a person signed off on a version
+    "binding",  # an app release (``subject`` = app@release) bound to a version or pointer
 ]
+
+
+class Origin(_Output):
+    """The automation behind a change (a Prefect flow run), beside the OS user who ran it."""
+
+    flow: str | None = None
+    run_id: str | None = None
+    run_name: str | None = None
+    deployment: str | None = None
+    url: str | None = None  # the run in the Prefect UI
+
+    def describe(self) -> str:
+        parts = []
+        if self.deployment:
+            parts.append(f"deployment {self.deployment}")
+        elif self.flow:
+            parts.append(f"flow {self.flow}")
+        if self.run_name or self.run_id:
+            parts.append(f"run {self.run_name or self.run_id}")
+        return ", ".join(parts) or "automation"
+
+
+class EventDetails(_Output):
+    """What an event says beyond who, what and why."""
+
+    forced: bool = False  # break-glass: the gates were skipped (``skipped``) on purpose
+    skipped: tuple[str, ...] = ()  # the gates a forced change skipped
+    reasons: tuple[str, ...] = ()  # why a gate refused (or what a forced change overrode)
+    gate: str | None = None  # which decision refused: staging, promotion, alias, rollback, binding
+    invalidate: bool = False  # resolvers must switch now, not at their next refresh
+    origin: Origin | None = None  # the flow run that made the change
+
+    @property
+    def empty(self) -> bool:
+        return self == _NO_DETAILS
 
 
 class Event(_Output):
@@ -315,6 +354,10 @@ class Event(_Output):
     actor: str
     reason: str | None = None
     generation: int
+    details: EventDetails = Field(default_factory=EventDetails)
+
+
+_NO_DETAILS = EventDetails()
 
 
 class RegisteredModel(_Output):
@@ -347,3 +390,48 @@ class LineageHit(_Output):
     feature_pipeline: str | None = None
     code_commit: str | None = None
     created_at: datetime
+
+
+# ---------------------------------------------------------------- app releases
+
+APP_RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+def check_app(app: str) -> str:
+    if not isinstance(app, str) or not MODEL_NAME_RE.fullmatch(app):
+        raise InvalidInput(
+            f"invalid app name {app!r}: use lowercase letters, digits and '-' (1-64 chars), "
+            "optionally 'namespace/name'"
+        )
+    return app
+
+
+def check_release(release: str) -> str:
+    if not isinstance(release, str) or not APP_RELEASE_RE.fullmatch(release):
+        raise InvalidInput(
+            f"invalid release {release!r}: letters, digits, '.', '_', '+', '-' (1-64 chars), "
+            "e.g. 2.0.0"
+        )
+    return release
+
+
+class Binding(_Output):
+    """Which version of ``model`` an app release uses: pinned, or following a pointer."""
+
+    model: str
+    version: int | None = None  # pinned version, or the followed pointer's version now
+    follow: str | None = None  # "production" or an alias; None when pinned
+    bound_by: str
+    bound_at: datetime
+
+
+class AppRelease(_Output):
+    """One release of an application: the feature schema its code sends, and its models."""
+
+    app: str
+    release: str
+    feature_schema: Signature  # what this release's code sends: ordered features, dtypes
+    description: str | None = None
+    created_by: str
+    created_at: datetime
+    bindings: tuple[Binding, ...] = ()

@@ -2,8 +2,9 @@
 
 - 2: usage errors and InvalidInput (bad name, bad metadata, bad filter, no such file)
 - 3: NotFound
-- 4: Conflict and GateRefused (stale generation, illegal transition, nothing to roll back to)
-- 5: RegistryUnavailable and ArtifactError
+- 4: Conflict, GateRefused and ReleaseCheckFailed (stale generation, illegal transition,
+  a refused gate, nothing to roll back to)
+- 5: RegistryUnavailable, StorageError and ArtifactError
 - 1: anything else
 """
 
@@ -19,6 +20,8 @@ from registry.errors import (
     NotFound,
     RegistryError,
     RegistryUnavailable,
+    ReleaseCheckFailed,
+    StorageError,
 )
 
 USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE, OTHER = 2, 3, 4, 5, 1
@@ -28,6 +31,8 @@ _CODES: tuple[tuple[type[BaseException], int], ...] = (
     (NotFound, NOT_FOUND),
     (Conflict, CONFLICT),
     (GateRefused, CONFLICT),
+    (ReleaseCheckFailed, CONFLICT),
+    (StorageError, UNAVAILABLE),
     (RegistryUnavailable, UNAVAILABLE),
     (ArtifactError, UNAVAILABLE),
 )

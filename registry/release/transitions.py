@@ -1,15 +1,17 @@
-"""Pure decisions: stage transitions and rollback targets.
+"""Pure decisions: the stage machine and the rollback target.
 
 They take facts and return a frozen ``Decision``; the store records what was decided.
+A forced (break-glass) promotion may also go None -> Production: the gates it
+skips include the Staging step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from registry.models import Stage
+from registry.release.decision import Decision
 
 ALLOWED_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.NONE: frozenset({Stage.STAGING, Stage.ARCHIVED}),
@@ -20,22 +22,26 @@ ALLOWED_TRANSITIONS: dict[Stage, frozenset[Stage]] = {
 }
 
 
-@dataclass(frozen=True)
-class Decision:
-    ok: bool
-    reasons: tuple[str, ...] = ()
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-def check_transition(version: int, current: Stage, target: Stage) -> Decision:
+def check_transition(
+    version: int, current: Stage, target: Stage, *, forced: bool = False
+) -> Decision[None]:
     if target in ALLOWED_TRANSITIONS[current]:
-        return Decision(True)
+        return Decision(True, (), None)
+    if forced and current is Stage.NONE and target is Stage.PRODUCTION:
+        return Decision(True, (), None)
     allowed = sorted(s.value for s in ALLOWED_TRANSITIONS[current])
     hint = f"allowed: {', '.join(allowed)}" if allowed else "use rollback to bring it back"
     return Decision(
         False,
         (f"version {version} cannot move from {current.value} to {target.value} ({hint})",),
+        None,
     )
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    target: int | None
+    current: int | None
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class ProductionChange:
 
 def choose_rollback_target(
     timeline: Sequence[ProductionChange], current: int | None, requested: int | None
-) -> Decision:
+) -> Decision[RollbackTarget]:
     """The version to put back in Production.
 
     Without ``requested``: the most recent version that served before, skipping any
@@ -59,19 +65,18 @@ def choose_rollback_target(
     """
     served = [c.entered for c in timeline if c.entered is not None]
     rolled_away = {c.left for c in timeline if c.rollback and c.left is not None}
+    none = RollbackTarget(None, current)
     if requested is not None:
         if requested == current:
-            return Decision(False, (f"version {requested} is already in Production",))
+            return Decision(False, (f"version {requested} is already in Production",), none)
         if requested not in served:
-            return Decision(
-                False,
-                (f"version {requested} never served in Production; promote it instead",),
-            )
-        return Decision(True, evidence={"target": requested, "current": current})
+            reason = f"version {requested} never served in Production; promote it instead"
+            return Decision(False, (reason,), none)
+        return Decision(True, (), RollbackTarget(requested, current))
     for version in reversed(served):
         if version != current and version not in rolled_away:
-            return Decision(True, evidence={"target": version, "current": current})
-    return Decision(False, ("no earlier Production version to roll back to",))
+            return Decision(True, (), RollbackTarget(version, current))
+    return Decision(False, ("no earlier Production version to roll back to",), none)
 
 
 def serving_after(timeline: Sequence[ProductionChange]) -> int | None:

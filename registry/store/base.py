@@ -11,15 +11,19 @@ from datetime import datetime
 from typing import Any
 
 from registry.models import (
+    AppRelease,
     ArtifactRef,
     Event,
     LineageHit,
     ModelVersion,
+    Origin,
     PointerChange,
     RegisteredModel,
+    Signature,
     Stage,
     VersionCreate,
 )
+from registry.release.policy import PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
 
 
@@ -29,9 +33,26 @@ class RegistryStore(ABC):
     Every pointer change is a compare-and-swap on the model's ``generation``:
     pass ``expected_generation`` and a stale value raises ``Conflict`` with
     nothing changed. Every change appends events in the same transaction.
+
+    The release contract holds at this interface, whoever calls it: a move into
+    Staging or Production, of a protected alias, or a rollback runs its gate
+    (``registry.release.gates``) on facts read in the transaction that would make
+    it, under the model's release policy. A refusal is recorded as a ``refused``
+    event and raised as ``GateRefused``. ``force=True`` (with a reason) is the
+    break-glass: the move is made and its event says it was forced and which gates
+    it skipped. Events carry ``origin``, the flow run behind this store, if any.
+
+    A store is a context manager: ``with connect(url) as store: …`` closes it.
     """
 
     actor: str
+    origin: Origin | None = None
+
+    def __enter__(self) -> RegistryStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- models and versions ------------------------------------------------
     @abstractmethod
@@ -90,12 +111,26 @@ class RegistryStore(ABC):
         *,
         expected_generation: int | None = None,
         reason: str | None = None,
+        force: bool = False,
     ) -> PointerChange:
         """Move a version to ``stage`` (None → Staging → Production → Archived).
 
-        Promoting to Production archives the previous Production version in
-        the same transaction. Moving to the stage it is already in changes nothing.
+        Staging passes the policy's metric rules; Production passes the promotion
+        gate and archives the previous Production version in the same transaction.
+        Moving to the stage it is already in changes nothing.
         """
+
+    @abstractmethod
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        expected_generation: int | None = None,
+        force: bool = False,
+    ) -> PointerChange:
+        """``transition(name, version, Production)``: through the promotion gate."""
 
     @abstractmethod
     def set_aliases(
@@ -105,8 +140,12 @@ class RegistryStore(ABC):
         *,
         expected_generation: int | None = None,
         reason: str | None = None,
+        force: bool = False,
     ) -> PointerChange:
-        """Point several aliases at versions (``None`` deletes) in one atomic change."""
+        """Point several aliases at versions (``None`` deletes) in one atomic change.
+
+        A protected alias moves only through the promotion gate (deleting one needs
+        ``force``); ``production`` is the Production stage, so setting it promotes."""
 
     @abstractmethod
     def rollback(
@@ -116,15 +155,76 @@ class RegistryStore(ABC):
         to: int | None = None,
         expected_generation: int | None = None,
         reason: str,
+        force: bool = False,
     ) -> PointerChange:
         """Put back the previous Production version (or ``to``, if it once served).
 
-        The current Production version is archived; one ``rollback`` event records it.
+        No canary or health gate, but the target must be verified in every region of
+        the policy. The current Production version is archived; one ``rollback``
+        event records it, marked ``invalidate`` (resolvers switch at once).
         """
 
     @abstractmethod
     def resolve(self, name: str, ref: str | int) -> int:
         """A version number for ``ref``: a number, a stage, ``latest`` or an alias."""
+
+    # -- the release contract ---------------------------------------------------
+    @abstractmethod
+    def get_policy(self, name: str) -> PolicyRecord:
+        """The policy in force (version 0 and the default policy if none was set)."""
+
+    @abstractmethod
+    def policy_history(self, name: str) -> list[PolicyRecord]:
+        """Every stored policy version of the model, oldest first."""
+
+    @abstractmethod
+    def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
+        """Store a new policy version (creating the model if needed); a ``policy`` event."""
+
+    @abstractmethod
+    def approve(self, name: str, version: int, *, reason: str) -> Check:
+        """Record this store's actor approving a version (``Conflict`` for its registrant)."""
+
+    @abstractmethod
+    def create_app_release(
+        self,
+        app: str,
+        release: str,
+        feature_schema: Signature,
+        *,
+        description: str | None = None,
+    ) -> AppRelease:
+        """Declare the feature schema an app release's code sends (``Conflict`` if it exists)."""
+
+    @abstractmethod
+    def get_app_release(self, app: str, release: str) -> AppRelease:
+        """One app release with its bindings; ``NotFound`` if absent."""
+
+    @abstractmethod
+    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
+        """App releases (of ``app``) with their bindings."""
+
+    @abstractmethod
+    def bind_app_release(
+        self,
+        app: str,
+        release: str,
+        model: str,
+        *,
+        version: int | None = None,
+        follow: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> AppRelease:
+        """Pin ``version`` of ``model`` to the release, or ``follow`` a pointer
+        (``production`` or an alias). ``GateRefused`` (recorded) when the version's
+        signature does not take what the release sends; a ``binding`` event."""
+
+    @abstractmethod
+    def resolve_app_release(
+        self, app: str, release: str, model: str | None = None
+    ) -> tuple[str, int]:
+        """(model, version) the release uses now."""
 
     # -- events ---------------------------------------------------------------
     @abstractmethod

@@ -40,9 +40,10 @@ def register_versions(
 
 
 def promote(store: RegistryStore, name: str, version: int) -> None:
-    """None → Staging → Production, the way a release pipeline does it."""
-    store.transition(name, version, Stage.STAGING)
-    store.transition(name, version, Stage.PRODUCTION)
+    """None → Staging → Production, the way a release pipeline does it (gate facts first)."""
+    from release_facts import release
+
+    release(store, name, version)
 
 
 def serve_in_turn(store: RegistryStore, name: str, count: int) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from registry.errors import GateRefused
 from registry.models import Stage
-from registry.policy import choose_rollback_target
+from registry.release.transitions import choose_rollback_target
 from registry.store.sql import SqlStore
 from registry.store.sql.common import require_model
 from registry.store.sql.pointers import production_timeline, rollback_candidates

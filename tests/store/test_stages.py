@@ -8,7 +8,7 @@ import pytest
 
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import Stage
-from registry.policy import ALLOWED_TRANSITIONS
+from registry.release.transitions import ALLOWED_TRANSITIONS
 from registry.store.sql import SqlStore
 
 from .support import production_versions, promote, register_versions, snapshot

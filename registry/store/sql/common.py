@@ -16,8 +16,10 @@ from registry.models import (
     ArtifactRef,
     Environment,
     Event,
+    EventDetails,
     Lineage,
     ModelVersion,
+    Origin,
     Signature,
     Stage,
 )
@@ -106,7 +108,16 @@ def append_event(
     to_value: str | None = None,
     reason: str | None = None,
     at: datetime | None = None,
+    details: EventDetails | None = None,
+    origin: Origin | None = None,
 ) -> Event:
+    """Append one event (the next ``seq``) in the caller's transaction.
+
+    ``origin`` (the flow run behind the store, if any) goes into the details of
+    every event, so the log says which run and deployment made each change.
+    """
+    if origin is not None:
+        details = (details or EventDetails()).model_copy(update={"origin": origin})
     seq = execute(conn, _NEXT_SEQ)[0][0]
     values: dict[str, Any] = {
         "seq": seq,
@@ -121,10 +132,14 @@ def append_event(
         "actor": actor,
         "reason": reason,
         "generation": generation,
+        "details": None
+        if details is None or details.empty
+        else details.model_dump(mode="json", exclude_defaults=True),
     }
     execute(conn, _INSERT_EVENT, values)
     values["model"] = values.pop("model_name")
     del values["model_id"]
+    values["details"] = details or EventDetails()
     return Event(**values)
 
 
@@ -140,13 +155,26 @@ EVENT_COLUMNS = (
     events_table.c.actor,
     events_table.c.reason,
     events_table.c.generation,
+    events_table.c.details,
 )
 
 
 def event_from_row(row: Row[Any, *tuple[Any, ...]]) -> Event:
     data = row._asdict()
     data["model"] = data.pop("model_name")
+    data["details"] = _details(data.get("details"))
     return Event(**data)
+
+
+_NO_DETAILS = EventDetails()
+
+
+def _details(raw: Any) -> EventDetails:
+    if raw is None:
+        return _NO_DETAILS
+    if isinstance(raw, str):
+        raw = from_json(raw)
+    return EventDetails.model_validate(raw)
 
 
 def load_versions(conn: Connection, ids: Sequence[int]) -> list[ModelVersion]:

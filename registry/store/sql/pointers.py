@@ -1,8 +1,19 @@
-"""Pointers: stages, aliases and rollback, each a compare-and-swap on the generation."""
+"""Pointers: stages, aliases and rollback, each a compare-and-swap on the generation.
+
+Every move that can put a version where it serves is gated here, in the
+transaction that makes it: None -> Staging (the policy's metric rules), Staging
+-> Production and protected aliases (the promotion gate), rollback (the target's
+replicas). The facts are read on the same connection, under the model's lock, at
+the generation the move compares-and-swaps; a refusal is an event committed in
+that transaction, then raised as ``GateRefused``. ``force`` (break-glass, with a
+reason) skips the gates and records which ones it skipped.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
@@ -10,13 +21,21 @@ from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
     RESERVED_ALIASES,
     Event,
+    EventDetails,
+    Origin,
     PointerChange,
     Stage,
     check_alias,
     check_model_name,
     check_version,
 )
-from registry.policy import ProductionChange, check_transition, choose_rollback_target
+from registry.release import gates
+from registry.release.decision import Decision
+from registry.release.transitions import (
+    ProductionChange,
+    check_transition,
+    choose_rollback_target,
+)
 from registry.store.sql.common import (
     LockedModel,
     append_event,
@@ -25,6 +44,15 @@ from registry.store.sql.common import (
     lock_model,
     utcnow,
     version_id,
+)
+from registry.store.sql.contract import (
+    check_reason,
+    forced_details,
+    policy_of,
+    promotion_facts,
+    refuse,
+    rollback_facts,
+    staging_facts,
 )
 from registry.store.sql.engine import Database
 from registry.store.sql.schema import (
@@ -35,11 +63,13 @@ from registry.store.sql.schema import (
 )
 
 _v, _m, _a = versions_table, models_table, aliases_table
+PRODUCTION_ALIAS = Stage.PRODUCTION.value.lower()
 
 
 class PointersMixin:
     db: Database
     actor: str
+    origin: Origin | None
 
     def transition(
         self,
@@ -49,10 +79,14 @@ class PointersMixin:
         *,
         expected_generation: int | None = None,
         reason: str | None = None,
+        force: bool = False,
     ) -> PointerChange:
         check_model_name(name)
         check_version(version)
         stage = Stage(stage)
+        if force:
+            reason = check_reason(reason, "a forced change (--force)")
+        refused: GateRefused | None = None
         with self.db.write() as conn:
             model = lock_model(conn, name)
             vid, current = version_id(conn, model.id, version, name)
@@ -61,33 +95,113 @@ class PointersMixin:
             check_generation(model, expected_generation)
             if current == stage:
                 return PointerChange(name=name, generation=model.generation, events=())
-            decision = check_transition(version, current, stage)
+            decision = check_transition(version, current, stage, forced=force)
             if not decision.ok:
                 raise Conflict(decision.reasons[0])
-            generation = bump_generation(conn, model, expected_generation)
-            now = utcnow()
-            events: list[Event] = []
-            if stage == Stage.PRODUCTION:
-                events += self._archive_production(conn, model, generation, reason, now)
-                conn.execute(_ENTER_PRODUCTION, {"vid": vid, "generation": generation})
-            else:
-                _set_stage(conn, vid, stage)
-            events.append(
-                append_event(
-                    conn,
-                    model,
-                    kind="stage",
-                    actor=self.actor,
-                    generation=generation,
-                    version=version,
-                    subject="stage",
-                    from_value=current.value,
-                    to_value=stage.value,
-                    reason=reason,
-                    at=now,
+            details: EventDetails | None = None
+            if stage in (Stage.STAGING, Stage.PRODUCTION):
+                details, refused = self._gate_stage(conn, model, version, vid, stage, force, reason)
+            if refused is None:
+                events = self._move_stage(
+                    conn, model, version, vid, current, stage, expected_generation, reason, details
                 )
+        if refused is not None:
+            raise refused
+        return PointerChange(name=name, generation=events[-1].generation, events=tuple(events))
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        expected_generation: int | None = None,
+        force: bool = False,
+    ) -> PointerChange:
+        return self.transition(
+            name,
+            version,
+            Stage.PRODUCTION,
+            expected_generation=expected_generation,
+            reason=reason,
+            force=force,
+        )
+
+    def _gate_stage(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        version: int,
+        vid: int,
+        stage: Stage,
+        force: bool,
+        reason: str | None,
+    ) -> tuple[EventDetails | None, GateRefused | None]:
+        """Run the stage's gate on facts read in this transaction: the details of a
+        forced move, or the refusal (recorded) for the caller to raise."""
+        policy, policy_version = policy_of(conn, model.id)
+        decision: Decision[Any]
+        if stage is Stage.STAGING:
+            facts = staging_facts(conn, model, version, vid, policy_version)
+            decision, gate_name = gates.staging(policy, facts), "staging"
+        else:
+            pfacts = promotion_facts(conn, model, version, vid, stage.value, policy, policy_version)
+            decision, gate_name = gates.promotion(policy, pfacts), "promotion"
+        if decision.ok:
+            return None, None
+        if force:
+            return forced_details(policy, stage.value, decision), None
+        refusal = refuse(
+            conn,
+            model,
+            actor=self.actor,
+            origin=self.origin,
+            version=version,
+            gate=gate_name,
+            subject=stage.value,
+            decision=decision,
+            reason=reason,
+        )
+        return None, refusal
+
+    def _move_stage(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        version: int,
+        vid: int,
+        current: Stage,
+        stage: Stage,
+        expected_generation: int | None,
+        reason: str | None,
+        details: EventDetails | None,
+    ) -> list[Event]:
+        generation = bump_generation(conn, model, expected_generation)
+        now = utcnow()
+        events: list[Event] = []
+        if stage == Stage.PRODUCTION:
+            events += self._archive_production(conn, model, generation, reason, now)
+            _enter_production(conn, vid, generation)
+        else:
+            _set_stage(conn, vid, stage)
+        events.append(
+            append_event(
+                conn,
+                model,
+                kind="stage",
+                actor=self.actor,
+                origin=self.origin,
+                generation=generation,
+                version=version,
+                subject="stage",
+                from_value=current.value,
+                to_value=stage.value,
+                reason=reason,
+                at=now,
+                details=details,
             )
-        return PointerChange(name=name, generation=generation, events=tuple(events))
+        )
+        return events
 
     def _archive_production(
         self,
@@ -95,7 +209,7 @@ class PointersMixin:
         model: LockedModel,
         generation: int,
         reason: str | None,
-        now: object,
+        now: datetime,
     ) -> list[Event]:
         events = []
         for row in conn.execute(_IN_PRODUCTION, {"model_id": model.id}).all():
@@ -106,13 +220,14 @@ class PointersMixin:
                     model,
                     kind="stage",
                     actor=self.actor,
+                    origin=self.origin,
                     generation=generation,
                     version=row.version,
                     subject="stage",
                     from_value=Stage.PRODUCTION.value,
                     to_value=Stage.ARCHIVED.value,
                     reason=reason,
-                    at=now,  # type: ignore[arg-type]
+                    at=now,
                 )
             )
         return events
@@ -126,14 +241,30 @@ class PointersMixin:
         *,
         expected_generation: int | None = None,
         reason: str | None = None,
+        force: bool = False,
     ) -> PointerChange:
         check_model_name(name)
         if not moves:
             raise InvalidInput("no alias changes given")
+        if PRODUCTION_ALIAS in moves:
+            # ``production`` is the Production stage's pointer: moving it is a promotion,
+            # through the same gate; it is removed only by rollback or archiving.
+            target = moves[PRODUCTION_ALIAS]
+            if len(moves) > 1 or target is None:
+                raise InvalidInput(
+                    "the production alias is the Production stage: set it alone, to a version "
+                    "(it is removed by rollback or by archiving that version)"
+                )
+            return self.promote(
+                name, target, reason=reason, expected_generation=expected_generation, force=force
+            )
         for alias, target in moves.items():
             check_alias(alias)
             if target is not None:
                 check_version(target)
+        if force:
+            reason = check_reason(reason, "a forced change (--force)")
+        refused: GateRefused | None = None
         with self.db.write() as conn:
             model = lock_model(conn, name)
             current = self._alias_targets(conn, model.id)
@@ -145,39 +276,105 @@ class PointersMixin:
             if not changes:
                 return PointerChange(name=name, generation=model.generation, events=())
             resolved = {a: version_id(conn, model.id, t, name)[0] for a, t in changes.items() if t}
-            generation = bump_generation(conn, model, expected_generation)
-            now = utcnow()
-            events = []
-            for alias, target in changes.items():
+            details, refused = self._gate_aliases(conn, model, changes, resolved, force, reason)
+            if refused is None:
+                events = self._move_aliases(
+                    conn, model, changes, resolved, current, expected_generation, reason, details
+                )
+        if refused is not None:
+            raise refused
+        return PointerChange(name=name, generation=events[-1].generation, events=tuple(events))
+
+    def _gate_aliases(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        changes: Mapping[str, int | None],
+        resolved: Mapping[str, int],
+        force: bool,
+        reason: str | None,
+    ) -> tuple[dict[str, EventDetails], GateRefused | None]:
+        """Protected aliases pass the promotion gate (and are deleted only with force)."""
+        policy, policy_version = policy_of(conn, model.id)
+        details: dict[str, EventDetails] = {}
+        for alias, target in changes.items():
+            if not policy.is_protected(alias):
+                continue
+            decision: Decision[Any]
+            if target is None:
+                decision = Decision.of(
+                    [f"{alias} is a protected alias: removing it needs --force and a reason"],
+                    None,
+                )
+            else:
+                facts = promotion_facts(
+                    conn, model, target, resolved[alias], alias, policy, policy_version
+                )
+                decision = gates.promotion(policy, facts)
+            if decision.ok:
+                continue
+            if force:
+                details[alias] = forced_details(policy, alias, decision)
+                continue
+            return details, refuse(
+                conn,
+                model,
+                actor=self.actor,
+                origin=self.origin,
+                version=target,
+                gate="alias",
+                subject=alias,
+                decision=decision,
+                reason=reason,
+            )
+        return details, None
+
+    def _move_aliases(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        changes: Mapping[str, int | None],
+        resolved: Mapping[str, int],
+        current: Mapping[str, int],
+        expected_generation: int | None,
+        reason: str | None,
+        details: Mapping[str, EventDetails],
+    ) -> list[Event]:
+        generation = bump_generation(conn, model, expected_generation)
+        now = utcnow()
+        events = []
+        for alias, target in changes.items():
+            conn.execute(
+                delete(aliases_table).where(
+                    aliases_table.c.model_id == model.id,
+                    aliases_table.c.alias == alias,
+                )
+            )
+            if target is not None:
                 conn.execute(
-                    delete(aliases_table).where(
-                        aliases_table.c.model_id == model.id,
-                        aliases_table.c.alias == alias,
+                    insert(aliases_table).values(
+                        model_id=model.id, alias=alias, version_id=resolved[alias]
                     )
                 )
-                if target is not None:
-                    conn.execute(
-                        insert(aliases_table).values(
-                            model_id=model.id, alias=alias, version_id=resolved[alias]
-                        )
-                    )
-                old = current.get(alias)
-                events.append(
-                    append_event(
-                        conn,
-                        model,
-                        kind="alias",
-                        actor=self.actor,
-                        generation=generation,
-                        version=target,
-                        subject=alias,
-                        from_value=None if old is None else str(old),
-                        to_value=None if target is None else str(target),
-                        reason=reason,
-                        at=now,
-                    )
+            old = current.get(alias)
+            events.append(
+                append_event(
+                    conn,
+                    model,
+                    kind="alias",
+                    actor=self.actor,
+                    origin=self.origin,
+                    generation=generation,
+                    version=target,
+                    subject=alias,
+                    from_value=None if old is None else str(old),
+                    to_value=None if target is None else str(target),
+                    reason=reason,
+                    at=now,
+                    details=details.get(alias),
                 )
-        return PointerChange(name=name, generation=generation, events=tuple(events))
+            )
+        return events
 
     @staticmethod
     def _alias_targets(conn: Connection, model_id: int) -> dict[str, int]:
@@ -197,45 +394,84 @@ class PointersMixin:
         to: int | None = None,
         expected_generation: int | None = None,
         reason: str,
+        force: bool = False,
     ) -> PointerChange:
         check_model_name(name)
         if to is not None:
             check_version(to)
-        if not reason or not reason.strip():
-            raise InvalidInput("a rollback needs a reason")
+        reason = check_reason(reason, "a rollback")
+        refused: GateRefused | None = None
         with self.db.write() as conn:
             model = lock_model(conn, name)
             check_generation(model, expected_generation)
             current = conn.execute(_IN_PRODUCTION, {"model_id": model.id}).first()
-            decision = choose_rollback_target(
+            choice = choose_rollback_target(
                 rollback_candidates(conn, model.id, to),
                 current.version if current else None,
                 to,
             )
-            if not decision.ok:
-                raise GateRefused(
-                    f"cannot roll back {name!r}: {decision.reasons[0]}",
-                    decision.reasons,
-                )
-            target = int(decision.evidence["target"])
-            target_id, _ = version_id(conn, model.id, target, name)
-            generation = bump_generation(conn, model, expected_generation)
-            if current is not None:
-                conn.execute(_ROLL_AWAY, {"vid": current.id})
-            conn.execute(_ENTER_PRODUCTION, {"vid": target_id, "generation": generation})
-            event = append_event(
-                conn,
-                model,
-                kind="rollback",
-                actor=self.actor,
-                generation=generation,
-                version=target,
-                subject="Production",
-                from_value=str(current.version) if current else None,
-                to_value=str(target),
-                reason=reason,
+            if not choice.ok or choice.evidence.target is None:
+                raise GateRefused(f"cannot roll back {name!r}: {choice.reasons[0]}", choice.reasons)
+            target = choice.evidence.target
+            policy, policy_version = policy_of(conn, model.id)
+            facts = rollback_facts(
+                conn, model, target, choice.evidence.current, policy, policy_version
             )
-        return PointerChange(name=name, generation=generation, events=(event,))
+            decision = gates.rollback(policy, facts)
+            details = EventDetails(invalidate=True)
+            if not decision.ok and force:
+                details = forced_details(policy, "rollback", decision).model_copy(
+                    update={"invalidate": True, "skipped": ("replicas",)}
+                )
+            elif not decision.ok:
+                refused = refuse(
+                    conn,
+                    model,
+                    actor=self.actor,
+                    origin=self.origin,
+                    version=target,
+                    gate="rollback",
+                    subject=Stage.PRODUCTION.value,
+                    decision=decision,
+                    reason=reason,
+                )
+            if refused is None:
+                event = self._roll_back(
+                    conn, model, target, current, expected_generation, reason, details
+                )
+        if refused is not None:
+            raise refused
+        return PointerChange(name=name, generation=event.generation, events=(event,))
+
+    def _roll_back(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        target: int,
+        current: Any,
+        expected_generation: int | None,
+        reason: str,
+        details: EventDetails,
+    ) -> Event:
+        target_id, _ = version_id(conn, model.id, target, model.name)
+        generation = bump_generation(conn, model, expected_generation)
+        if current is not None:
+            conn.execute(_ROLL_AWAY, {"vid": current.id})
+        _enter_production(conn, target_id, generation)
+        return append_event(
+            conn,
+            model,
+            kind="rollback",
+            actor=self.actor,
+            origin=self.origin,
+            generation=generation,
+            version=target,
+            subject="Production",
+            from_value=str(current.version) if current else None,
+            to_value=str(target),
+            reason=reason,
+            details=details,
+        )
 
     # ------------------------------------------------------------ resolve
 
@@ -274,6 +510,11 @@ _RESOLVE_ALIAS = (
     .join(_m, _m.c.id == _a.c.model_id)
     .where(_m.c.name == bindparam("name"), _a.c.alias == bindparam("alias"))
 )
+
+
+def _enter_production(conn: Connection, vid: int, generation: int) -> None:
+    """The unguarded flip: only the gated moves above may call it (a test checks that)."""
+    conn.execute(_ENTER_PRODUCTION, {"vid": vid, "generation": generation})
 
 
 def _set_stage(conn: Connection, vid: int, stage: Stage) -> None:

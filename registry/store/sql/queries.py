@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, select
 
 from registry.errors import InvalidInput
 from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
-from registry.policy import serving_after
+from registry.release.transitions import serving_after
 from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions, require_model
 from registry.store.sql.engine import Database
 from registry.store.sql.pointers import production_timeline

@@ -203,6 +203,9 @@ class EventRow(SQLModel, table=True):
     actor: str
     reason: str | None = None
     generation: int
+    # Typed in ``registry.models.EventDetails`` (forced, refusal reasons, the flow run
+    # that made the change, invalidate); NULL for plain events and those before 0004.
+    details: dict[str, Any] | None = _json()
 
 
 class EventCounterRow(SQLModel, table=True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from registry.models import Origin
 from registry.store.base import RegistryStore
+from registry.store.sql.contract import ContractMixin
 from registry.store.sql.engine import Database
 from registry.store.sql.pointers import PointersMixin
 from registry.store.sql.queries import QueriesMixin
@@ -10,21 +12,24 @@ from registry.store.sql.release import ReleaseMixin
 from registry.store.sql.versions import VersionsMixin
 
 
-class SqlStore(VersionsMixin, PointersMixin, QueriesMixin, ReleaseMixin, RegistryStore):
+class SqlStore(
+    VersionsMixin, PointersMixin, ContractMixin, QueriesMixin, ReleaseMixin, RegistryStore
+):
     def __init__(
-        self, url: str, *, actor: str, migrate: bool = True, synchronous: str = "full"
+        self,
+        url: str,
+        *,
+        actor: str,
+        origin: Origin | None = None,
+        migrate: bool = True,
+        synchronous: str = "full",
     ) -> None:
         self.db = Database(url, synchronous=synchronous)
         self.actor = actor
+        self.origin = origin
         self.url = self.db.url
         if migrate:
             self.db.ensure_schema()
 
     def close(self) -> None:
         self.db.dispose()
-
-    def __enter__(self) -> SqlStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

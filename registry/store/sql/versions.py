@@ -12,6 +12,7 @@ from registry.errors import Conflict, NotFound
 from registry.models import (
     ArtifactRef,
     ModelVersion,
+    Origin,
     RegisteredModel,
     Stage,
     VersionCreate,
@@ -56,6 +57,7 @@ _INSERT_DATASETS = insert(datasets_table)
 class VersionsMixin:
     db: Database
     actor: str
+    origin: Origin | None
 
     # ------------------------------------------------------------ models
 
@@ -104,6 +106,7 @@ class VersionsMixin:
                 model,
                 kind="model.created",
                 actor=self.actor,
+                origin=self.origin,
                 generation=0,
                 at=now,
             )
@@ -197,6 +200,7 @@ class VersionsMixin:
                 model,
                 kind="version.registered",
                 actor=self.actor,
+                origin=self.origin,
                 generation=model.generation,
                 version=number,
                 to_value=artifact.sha256,
@@ -373,6 +377,7 @@ class VersionsMixin:
                     model,
                     kind="description",
                     actor=self.actor,
+                    origin=self.origin,
                     generation=model.generation,
                     version=version,
                     to_value=description,
@@ -407,6 +412,7 @@ class VersionsMixin:
                 model,
                 kind="tags",
                 actor=self.actor,
+                origin=self.origin,
                 generation=model.generation,
                 version=version,
                 subject=key,
