@@ -35,8 +35,10 @@ What a comparison means:
   ``dataset = 'name@version'`` pins the version too; ``dataset = 'name'`` does not.
 - Plain columns follow SQL: a version with no commit matches no test on ``code.commit``.
 - ``created_at`` takes an ISO date or datetime; a naive one is UTC.
-- ``like`` is SQL LIKE (``%`` and ``_``); SQLite compares ASCII letters without
-  case, PostgreSQL with case.
+- ``like`` is SQL LIKE: ``%`` matches any run of characters, ``_`` one character,
+  and ``\\`` makes the next character literal (``'50\\%'``); a lone ``\\`` at the end
+  is refused. It compares with case, on SQLite as on PostgreSQL (SQLite runs it as
+  GLOB, whose prefix still uses the column's index).
 - Without ``order by`` versions come newest first; ``id desc`` always breaks ties.
   ``order by metrics.K`` (or ``params.K``) puts versions without K last either way.
 
@@ -53,7 +55,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator
 
 from registry.errors import InvalidInput
 from registry.models import KEY_RE, Stage
@@ -337,7 +354,10 @@ class _Parser:
         if not spec.like:
             raise self.error(f"like is not allowed on {field}", op_token)
         token = self.expect("string", "a quoted pattern after like")
-        return Comparison(field, op, token.value)
+        pattern = str(token.value)
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise self.error("a like pattern cannot end with a lone '\\' (it escapes)", token)
+        return Comparison(field, op, pattern)
 
     def literal(self) -> _Token:
         if self.peek.kind not in ("string", "number"):
@@ -539,11 +559,92 @@ def _test(column: Any, op: str, value: Operand) -> ColumnElement[bool]:
         return column.in_(value)  # type: ignore[no-any-return]
     if op == "not in":
         return column.not_in(value)  # type: ignore[no-any-return]
-    if op == "like":
-        return column.like(value)  # type: ignore[no-any-return]
-    if op == "not like":
-        return column.not_like(value)  # type: ignore[no-any-return]
+    if op in ("like", "not like"):
+        return _Like(column, str(value), negated=op == "not like")
     return _OPERATORS[op](column, value)  # type: ignore[no-any-return]
+
+
+class _LikePattern(TypeDecorator[str]):
+    """A ``like`` pattern as bound: SQLite receives it translated to GLOB's syntax."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return _glob_pattern(value)
+
+    def process_literal_param(self, value: str | None, dialect: Any) -> str:
+        return self.process_bind_param(value, dialect) or ""  # patterns are never NULL
+
+
+def _glob_pattern(like: str) -> str:
+    """``%`` → ``*``, ``_`` → ``?``; escaped and GLOB-special characters as ``[c]``."""
+    out: list[str] = []
+    chars = iter(like)
+    for char in chars:
+        if char == "\\":
+            out.append(_glob_literal(next(chars, "")))  # the parser refuses a lone one
+        elif char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        else:
+            out.append(_glob_literal(char))
+    return "".join(out)
+
+
+def _glob_literal(char: str) -> str:
+    return f"[{char}]" if char in ("*", "?", "[") else char
+
+
+class _Like(ColumnElement[bool]):
+    """``column [NOT] LIKE pattern``, case-sensitive on both backends.
+
+    SQLite's LIKE ignores ASCII case (and its index optimisation then needs a NOCASE
+    index); its GLOB compares exactly, as PostgreSQL's LIKE does, and a GLOB prefix
+    is a range on an ordinary index. The pattern is one bound value either way: the
+    type translates it at bind time, so cached compiled statements stay correct.
+    """
+
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a comparison: no "= 1" after it in a WHERE on SQLite
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("pattern", InternalTraversal.dp_clauseelement),
+        ("negated", InternalTraversal.dp_boolean),
+    ]
+    type = Boolean()
+
+    def __init__(self, column: Any, pattern: str, *, negated: bool = False) -> None:
+        self.column = column
+        self.pattern_text = pattern
+        self.pattern = bindparam(None, pattern, type_=_LikePattern())
+        self.negated = negated
+
+    def _negate(self) -> _Like:
+        return _Like(self.column, self.pattern_text, negated=not self.negated)
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.column._from_objects  # type: ignore[no-any-return]
+
+
+def _render_like(element: _Like, compiler: SQLCompiler, operator: str, **kw: Any) -> str:
+    negation = "NOT " if element.negated else ""
+    column = compiler.process(element.column, **kw)
+    return f"{column} {negation}{operator} {compiler.process(element.pattern, **kw)}"
+
+
+@compiles(_Like)
+def _compile_like(element: _Like, compiler: SQLCompiler, **kw: Any) -> str:
+    return _render_like(element, compiler, "LIKE", **kw)  # PostgreSQL: '\\' escapes
+
+
+@compiles(_Like, "sqlite")
+def _compile_glob(element: _Like, compiler: SQLCompiler, **kw: Any) -> str:
+    return _render_like(element, compiler, "GLOB", **kw)
 
 
 def _positive(op: str) -> str:
@@ -559,7 +660,7 @@ def _membership(rows: Select[Any], op: str) -> ColumnElement[bool]:
 
 def _dataset_match(op: str, value: Operand) -> ColumnElement[bool]:
     if op == "like":
-        return datasets_table.c.name.like(value)  # type: ignore[no-any-return]
+        return _Like(datasets_table.c.name, str(value))
     values = value if isinstance(value, tuple) else (value,)
     return or_(*(_dataset_is(str(item)) for item in values))
 

@@ -71,6 +71,8 @@ ATTRIBUTES = [
     (3, "tag", "quote", "it's", None),
     (5, "tag", "note", INJECTION_DROP, None),
     (6, "tag", "note", INJECTION_OR, None),
+    (5, "tag", "promo", "50%_Off", None),  # like's own wildcards, as data
+    (6, "tag", "promo", "a*b?[c]", None),  # GLOB's wildcards, as data
 ]
 ALIASES = [(1, "champion", 2), (1, "challenger", 3), (2, "champion", 4)]
 DATASETS = [
@@ -156,6 +158,74 @@ def _error(text: str, **kwargs: Any) -> str:
 
 
 # ---------------------------------------------------------------- fields and operators
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name like 'team/%'", {6}),
+        ("name like 'Team/%'", set()),
+        ("name like 'CHURN'", set()),
+        ("name not like 'C%'", {1, 2, 3, 4, 5, 6}),
+        ("tags.env like 'pr%'", {1, 2, 4}),
+        ("tags.env like 'PR%'", set()),
+        ("tags.env not like 'PR%'", {1, 2, 3, 4, 5}),
+        ("alias like 'CH%'", set()),
+        ("dataset like 'Trans%'", set()),
+        ("params.optimizer like 'ADAM'", set()),
+        ("code.commit like 'ABC%'", set()),
+    ],
+)
+def test_like_compares_with_case_on_every_backend(
+    engine: sa.Engine, text: str, expected: set[int]
+) -> None:
+    assert set(_ids(engine, text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tags.promo like '50\\%\\_Off'", {5}),
+        ("tags.promo like '50\\%\\_off'", set()),
+        ("tags.promo like '5\\_%'", set()),  # an escaped _ is an underscore, not any char
+        ("tags.promo like '50\\%%'", {5}),
+        ("tags.promo like '%\\\\%'", set()),  # an escaped backslash is a backslash
+        ("tags.promo like 'a*b?[c]'", {6}),  # *, ? and [ are plain characters
+        ("tags.promo like 'a*b?[c%'", {6}),
+        ("tags.promo like 'aXb?[c]'", set()),
+        ("tags.promo like 'a*bX[c]'", set()),
+        ("tags.promo like 'a_b_[c]'", {6}),
+        ("tags.promo not like 'a%'", {5}),
+    ],
+)
+def test_like_wildcards_and_escapes_mean_the_same_on_every_backend(
+    engine: sa.Engine, text: str, expected: set[int]
+) -> None:
+    assert set(_ids(engine, text)) == expected
+
+
+@pytest.mark.parametrize("text", ["name like 'team/%'", "tags.env like 'pr%'"])
+def test_a_like_prefix_is_an_index_range_on_sqlite(tmp_path: Path, text: str) -> None:
+    """GLOB keeps SQLite's LIKE optimisation on ordinary (case-sensitive) indexes."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/plan.db")
+    metadata.create_all(engine)
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _explain(*args: Any) -> tuple[str, Any]:
+        statement, parameters = args[2], args[3]
+        return f"EXPLAIN QUERY PLAN {statement}", parameters
+
+    try:
+        with engine.connect() as connection:
+            plan = [str(list(row)[3]) for row in connection.execute(search_statement(text))]
+    finally:
+        engine.dispose()
+    assert any(">?" in step and "<?" in step for step in plan), plan
+
+
+def test_a_pattern_ending_in_a_lone_backslash_is_refused() -> None:
+    assert "cannot end with a lone" in _error("name like 'abc\\'")
+    assert parse("name like 'abc\\\\'").where == Comparison("name", "like", "abc\\\\")
 
 
 @pytest.mark.parametrize(
