@@ -1,14 +1,5 @@
 """Prefect flows (retrain, promote, rollback, drain) and the project's main job.
 
-Importing the package turns off the telemetry of Prefect and Great Expectations
-(both read these before their first import; an explicit setting wins).
+Importing this package changes nothing: entry points call
+``registry.config.quiet_third_party_telemetry()`` before Prefect is imported.
 """
-
-import os
-
-for _key, _value in (
-    ("DO_NOT_TRACK", "1"),
-    ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
-    ("GX_ANALYTICS_ENABLED", "false"),
-):
-    os.environ.setdefault(_key, _value)

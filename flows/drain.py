@@ -10,51 +10,31 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
-from registry import RegistryUnavailable
-from registry.outbox import Outbox
-from tasks.settings import RunSettings
+from registry import Settings
+from registry.outbox import DrainReport, drain_pending
 
 
 @task(name="drain-outbox", timeout_seconds=600)
-def drain_outbox(settings: RunSettings) -> dict[str, Any]:
-    outbox = Outbox(settings.outbox_path)
-    if not outbox.pending():
-        return {"delivered": [], "failed": [], "unavailable": None, "remaining": 0}
-    try:
-        store = settings.connect()
-    except RegistryUnavailable as exc:
-        pending = len(outbox.pending())
-        return {"delivered": [], "failed": [], "unavailable": str(exc), "remaining": pending}
-    try:
-        report = outbox.drain(store)
-    finally:
-        store.close()
-    return {
-        "delivered": [list(d) for d in report.delivered],
-        "failed": [list(f) for f in report.failed],
-        "unavailable": report.unavailable,
-        "remaining": report.remaining,
-    }
+def drain_outbox(settings: Settings) -> DrainReport:
+    """Deliver the pending registrations (each exactly once, by its idempotency key)."""
+    return drain_pending(settings)
 
 
 @flow(name="drain")
 def drain_flow() -> State[Any]:
     """Deliver the outbox's pending registrations; Completed even when the registry is
     still down (they stay queued for the next run)."""
-    settings = RunSettings.from_env()
+    settings = Settings.from_env()
     report = drain_outbox(settings)
     rows = [
         {"key": key, "model": model, "version": version, "outcome": "delivered"}
-        for key, model, version in report["delivered"]
-    ] + [
-        {"key": key, "model": "", "version": "", "outcome": error}
-        for key, error in report["failed"]
-    ]
-    parts = [f"delivered {len(report['delivered'])}"]
-    if report["failed"]:
-        parts.append(f"failed {len(report['failed'])}")
-    parts.append(f"{report['remaining']} still queued")
-    if report["unavailable"]:
+        for key, model, version in report.delivered
+    ] + [{"key": key, "model": "", "version": "", "outcome": error} for key, error in report.failed]
+    parts = [f"delivered {len(report.delivered)}"]
+    if report.failed:
+        parts.append(f"failed {len(report.failed)}")
+    parts.append(f"{report.remaining} still queued")
+    if report.unavailable:
         parts.append("registry unreachable")
     message = "outbox: " + ", ".join(parts)
     if rows:

@@ -1,67 +1,134 @@
 """The release chain both retrain and promote run for a registered version:
 
-    stage ─► replicate x region ─► health x region ─► canary ─► promote
+    stage ─► replicate x region ─► health x region ─► canary ─► [approval] ─► promote
 
-Regions run concurrently on the flow's task runner. ``promote`` is submitted only
-when every task before it completed; otherwise the refusal and its reasons are
-recorded instead. Returns the decision the flow reports.
+Regions (the policy's) run concurrently on the flow's task runner. ``promote`` is
+submitted only when every task before it completed; otherwise the refusal and its
+reasons are recorded instead. Where the policy asks for approvals, the run pauses
+(Prefect's wait-for-input) until an approver resumes it from the UI or with
+``modelreg approve``, or refuses at the policy's timeout.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
+from prefect import pause_flow_run
 from prefect.client.schemas.objects import State
+from prefect.exceptions import FlowPauseTimeout
 from prefect.futures import PrefectFuture, wait
+from prefect.input import RunInput
 from prefect.states import Completed, Failed
 
-from registry import GateRefused
-from tasks.release import canary, health, promote, refuse_promotion, replicate, stage
+from registry import GateRefused, Settings
+from registry.release.checks import EvaluationEvidence
+from registry.release.steps import ReleaseOutcome
+from tasks.release import (
+    approval_status,
+    canary,
+    health,
+    promote,
+    read_policy,
+    record_approval,
+    refuse_promotion,
+    replicate,
+    request_approval,
+    stage,
+)
 from tasks.report import emit_model_event, release_report
-from tasks.settings import RunSettings
+
+APPROVAL_POLL_S = 2
+
+
+class Approval(RunInput):
+    """What an approver types when resuming a paused release in the Prefect UI."""
+
+    approver: str
+    reason: str
 
 
 def run_release(
-    settings: RunSettings,
+    settings: Settings,
     name: str,
     version: int,
     *,
-    evaluation: dict[str, Any] | None = None,
+    evaluation: EvaluationEvidence | None = None,
     validation: dict[str, Any] | None = None,
-    thresholds: dict[str, float] | None = None,
-    serving_schema: str | None = None,
     seed: int = 0,
     reason: str | None = None,
-) -> dict[str, Any]:
-    staged = stage(settings, name, version, evaluation, validation, thresholds)
-    if not staged["passed"]:
-        reasons = [f"staging gate: {r}" for r in staged["reasons"]]
-        refuse_promotion(settings, name, version, reasons, serving_schema, with_gates=False)
-        return _decision(name, version, False, reasons, evaluation=evaluation)
-    replicas = {r: replicate.submit(settings, name, version, r) for r in settings.regions}
-    checks = {r: health.submit(settings, name, version, r, replicas[r]) for r in settings.regions}
-    canaried = canary.submit(settings, name, version, seed=seed, wait_for=list(checks.values()))
+) -> ReleaseOutcome:
+    staged = stage(settings, name, version, evaluation, validation, reason)
+    if not staged.passed:
+        reasons = tuple(f"staging gate: {r}" for r in staged.reasons)
+        return ReleaseOutcome(name=name, version=version, promoted=False, reasons=reasons)
+    regions = read_policy(settings, name).regions
+    replicas = {r: replicate.submit(settings, name, version, r) for r in regions}
+    checks = {
+        r: health.submit(settings, name, version, r, return_state=False, wait_for=[replicas[r]])
+        for r in regions
+    }
+    canaried = canary.submit(
+        settings, name, version, seed, return_state=False, wait_for=list(checks.values())
+    )
     upstream: list[PrefectFuture[Any]] = [*replicas.values(), *checks.values(), canaried]
     wait(upstream)
-    incomplete = [f for f in upstream if not f.state.is_completed()]
-    if incomplete:
-        failures = [line for f in incomplete if (line := _failure(f)) is not None]
-        failures = failures or [f"{len(incomplete)} task(s) before promote did not complete"]
-        reasons = refuse_promotion(settings, name, version, failures, serving_schema)
-        return _decision(name, version, False, reasons, evaluation=evaluation)
-    promoted = promote.submit(settings, name, version, serving_schema, reason)
+    failures = [line for f in upstream if (line := _failure(f)) is not None]
+    if not failures:
+        failures = await_approval(settings, name, version)
+    if failures:
+        refused = refuse_promotion(settings, name, version, failures)
+        return ReleaseOutcome(name=name, version=version, promoted=False, reasons=tuple(refused))
+    promoted = promote.submit(settings, name, version, reason)
     promoted.wait()
     if not promoted.state.is_completed():
         error = promoted.state.result(raise_on_failure=False)
-        reasons = list(error.reasons) if isinstance(error, GateRefused) else [str(error)]
-        return _decision(name, version, False, reasons, evaluation=evaluation)
+        reasons = error.reasons if isinstance(error, GateRefused) else (str(error),)
+        return ReleaseOutcome(name=name, version=version, promoted=False, reasons=tuple(reasons))
     result = promoted.result()
     emit_model_event(
         "model.promoted",
         name,
-        {"version": version, "previous": result["previous"], "reason": reason or ""},
+        {"version": version, "previous": result.previous, "reason": reason or ""},
     )
-    return _decision(name, version, True, [], evaluation=evaluation, previous=result["previous"])
+    return ReleaseOutcome(name=name, version=version, promoted=True, previous=result.previous)
+
+
+def await_approval(settings: Settings, name: str, version: int) -> list[str]:
+    """Pause until the approvals the policy asks for are in (none asked: return at once).
+
+    Each resume carries an ``Approval`` (from the UI's form, or from ``modelreg approve``,
+    which records the approval first); the registry, not the resume, decides whether it
+    counts. Returns why the promotion must not go ahead (empty: approved).
+    """
+    status = approval_status(settings, name, version)
+    if status.missing == 0:
+        return []
+    request_approval(settings, name, version, status.needed)
+    deadline = time.monotonic() + status.timeout_s
+    attempt = 0
+    while status.missing > 0 and (remaining := deadline - time.monotonic()) > 0:
+        attempt += 1
+        try:
+            answer = pause_flow_run(
+                wait_for_input=Approval,
+                timeout=max(1, math.ceil(remaining)),
+                poll_interval=APPROVAL_POLL_S,
+                key=f"approval-{version}-{attempt}",
+            )
+        except FlowPauseTimeout:
+            break
+        record_approval(settings, name, version, answer.approver, answer.reason)
+        status = approval_status(settings, name, version)
+    status = approval_status(settings, name, version)  # one approved while the run slept
+    if status.missing == 0:
+        return []
+    have = ", ".join(status.approvers) or "none"
+    return [
+        f"no approval within {status.timeout_s:g}s: needs {status.needed} from someone other "
+        f"than {status.registrant}, has {len(status.approvers)} ({have})"
+    ]
 
 
 def _failure(future: PrefectFuture[Any]) -> str | None:
@@ -73,42 +140,18 @@ def _failure(future: PrefectFuture[Any]) -> str | None:
     return None
 
 
-def _decision(
-    name: str,
-    version: int,
-    promoted: bool,
-    reasons: list[str],
+def finish(
+    settings: Settings,
+    outcome: ReleaseOutcome,
     *,
-    evaluation: dict[str, Any] | None,
-    previous: int | None = None,
-) -> dict[str, Any]:
-    if promoted:
-        was = f" (was v{previous})" if previous is not None else " (first release)"
-        summary = f"{name} v{version} promoted to Production{was}"
-    else:
-        summary = f"{name} v{version} not promoted: {reasons[0] if reasons else 'refused'}"
-    return {
-        "model": name,
-        "version": version,
-        "promoted": promoted,
-        "previous": previous,
-        "reasons": reasons,
-        "summary": summary,
-        "evaluation": evaluation,
-    }
-
-
-def finish(settings: RunSettings, decision: dict[str, Any], *, title: str) -> State[Any]:
+    title: str,
+    evaluation: EvaluationEvidence | None = None,
+) -> State[Any]:
     """Publish the report and end the flow: Completed when promoted, else Failed "Refused"."""
     release_report(
-        settings,
-        decision["model"],
-        decision["version"],
-        title=title,
-        decision={"summary": decision["summary"], "reasons": decision["reasons"]},
-        evaluation=decision["evaluation"],
+        settings, outcome.name, outcome.version, title, outcome.summary, outcome.reasons, evaluation
     )
-    if decision["promoted"]:
-        return Completed(message=decision["summary"], data=decision)
-    error = GateRefused(decision["summary"], tuple(decision["reasons"]))
-    return Failed(name="Refused", message=decision["summary"], data=error)
+    if outcome.promoted:
+        return Completed(message=outcome.summary, data=outcome)
+    error = GateRefused(outcome.summary, outcome.reasons)
+    return Failed(name="Refused", message=outcome.summary, data=error)

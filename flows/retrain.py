@@ -1,17 +1,18 @@
 """The retrain flow: the whole chain, from data to a gated promotion.
 
     load data ─► validate ─► train ─► evaluate ─► upload ─► register (or queue)
-        ─► stage ─► replicate x region ─► health x region ─► canary ─► promote
+        ─► stage ─► replicate x region ─► health x region ─► canary ─► [approval] ─► promote
 
 Ends Completed (promoted), Completed "Queued" (the registry was down: the
 registration waits in the outbox for the drain flow), Failed "Refused" (a gate
-said no: the reasons are in the state message, the registry and the report), or
-Failed (the data did not validate, or a step broke).
+said no: the reasons are in the state message, the registry's history and the
+report), or Failed (the data did not validate, or a step broke). Every threshold
+comes from the model's release policy in the registry, never from a parameter.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow
@@ -22,10 +23,11 @@ from prefect.states import Completed
 
 from flows.release import finish, run_release
 from flows.runner import task_runner
+from registry import Settings
+from registry.pipeline.steps import Registration
 from tasks.data import load_data, validate_data
 from tasks.registration import register, upload
-from tasks.report import artifact_key, metrics_table
-from tasks.settings import RunSettings
+from tasks.report import artifact_key
 from tasks.training import evaluate, train
 
 DEFAULT_MODEL = "fraud-detector"
@@ -40,39 +42,37 @@ def retrain_flow(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     data_path: str | None = None,
-    serving_schema: str | None = None,
-    thresholds: dict[str, float] | None = None,
 ) -> State[Any]:
     """Retrain ``model`` on the data set as of ``as_of`` (default today) and release it
-    if every gate passes.
+    if every gate of its release policy passes.
 
     ``data_path`` trains on that .csv/.parquet file instead of the generated data set;
-    ``serving_schema`` is the JSON schema the serving code publishes (default: the
-    signature of the current Production version); ``params`` are training params
-    (e.g. ``{"classifier": "hgb"}``); ``thresholds`` override the staging gate's.
+    ``params`` are training params (e.g. ``{"classifier": "hgb"}``).
     """
-    settings = RunSettings.from_env()
+    settings = Settings.from_env()
+    started = datetime.now(UTC)
     as_of = as_of or date.today()
-    dataset = load_data(settings, as_of, rows=rows, seed=seed, data_path=data_path)
+    dataset = load_data(settings, as_of, rows, seed, data_path)
     validation = validate_data(dataset)
     trained = train(settings, dataset, params or {}, seed)
-    evaluation = evaluate(settings, model, dataset, trained, thresholds)
+    evaluation = evaluate(settings, model, dataset, trained)
     uploaded = upload(settings, trained)
-    registration = register(settings, model, uploaded, trained, dataset, evaluation, _run_id())
-    if registration["status"] == "queued":
-        return _queued(model, registration, evaluation)
-    decision = run_release(
+    registration = register(
+        settings, model, uploaded, trained, dataset, evaluation, _run_id(), started
+    )
+    if registration.status == "queued" or registration.version is None:
+        return _queued(model, registration)
+    outcome = run_release(
         settings,
         model,
-        registration["version"],
+        registration.version,
         evaluation=evaluation,
-        validation=validation,
-        thresholds=thresholds,
-        serving_schema=serving_schema,
+        validation=validation.model_dump(mode="json"),
         seed=seed,
-        reason=f"retrained on {dataset['lineage']['name']}@{dataset['lineage']['version']}",
+        reason=f"retrained on {dataset.lineage.name}@{dataset.lineage.version}",
     )
-    return finish(settings, decision, title=f"Retrain of {model} as of {as_of.isoformat()}")
+    title = f"Retrain of {model} as of {as_of.isoformat()}"
+    return finish(settings, outcome, title=title, evaluation=evaluation)
 
 
 def _run_id() -> str | None:
@@ -80,26 +80,19 @@ def _run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def _queued(model: str, registration: dict[str, Any], evaluation: dict[str, Any]) -> State[Any]:
+def _queued(model: str, registration: Registration) -> State[Any]:
     message = (
         f"{model}: registry unreachable, registration queued in the outbox"
-        f" (key {registration['key']}); the drain flow delivers it once the registry is back"
+        f" (key {registration.key}); the drain flow delivers it once the registry is back"
     )
-    markdown = "\n".join(
-        [
-            f"# Retrain of {model}: registration queued",
-            "",
-            message,
-            "",
-            f"Registry error: `{registration['reason']}`",
-            "",
-            *metrics_table(evaluation),
-        ]
+    markdown = (
+        f"# Retrain of {model}: registration queued\n\n{message}\n\n"
+        f"Registry error: `{registration.error}`\n"
     )
     create_markdown_artifact(
         key=artifact_key("release", model), markdown=markdown, description=message
     )
-    return Completed(name="Queued", message=message, data={"model": model, **registration})
+    return Completed(name="Queued", message=message, data=registration)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,23 @@ existing cluster instead of starting a local one)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
+
+from registry.config import env_value
 
 DEFAULT_THREADS = 8
 
 
 def task_runner(kind: str | None = None, address: str | None = None) -> Any:
-    kind = (kind or os.environ.get("MODELREG_TASK_RUNNER") or "threads").lower()
+    kind = (kind or env_value("MODELREG_TASK_RUNNER") or "threads").lower()
     if kind == "threads":
         return ThreadPoolTaskRunner(max_workers=DEFAULT_THREADS)
     if kind == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
-        address = address or os.environ.get("MODELREG_DASK_ADDRESS")
+        address = address or env_value("MODELREG_DASK_ADDRESS")
         if address:
             return DaskTaskRunner(address=address)
         return DaskTaskRunner(

@@ -34,31 +34,57 @@ _EXPORTS = {
     "Stage": "registry.models",
     "VersionCreate": "registry.models",
     "RegistryStore": "registry.store.base",
+    "TRANSIENT_ERRORS": "registry.errors",
+    "ReleaseCheckFailed": "registry.errors",
+    "StorageError": "registry.errors",
+    "SchemaMismatch": "registry.errors",
+    "LockTimeout": "registry.errors",
+    "AppRelease": "registry.models",
+    "Binding": "registry.models",
+    "EventDetails": "registry.models",
+    "Origin": "registry.models",
+    "ReleasePolicy": "registry.release.policy",
+    "Gate": "registry.release.policy",
+    "PolicyRecord": "registry.release.policy",
+    "resolve": "registry.client",
 }
 __all__ = [
+    "TRANSIENT_ERRORS",
+    "AppRelease",
     "ArtifactError",
     "ArtifactRef",
     "ArtifactUnavailable",
+    "Binding",
     "ChecksumMismatch",
     "Conflict",
     "Event",
+    "EventDetails",
+    "Gate",
     "GateRefused",
     "InvalidInput",
     "LineageHit",
+    "LockTimeout",
     "ModelVersion",
     "NotFound",
+    "Origin",
     "PointerChange",
+    "PolicyRecord",
     "RegisteredModel",
     "RegistryError",
     "RegistryStore",
     "RegistryUnavailable",
+    "ReleaseCheckFailed",
+    "ReleasePolicy",
+    "SchemaMismatch",
     "Settings",
     "Signature",
     "Stage",
+    "StorageError",
     "VersionCreate",
     "connect",
     "open_artifacts",
     "register_file",
+    "resolve",
 ]
 
 
@@ -76,28 +102,38 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from registry.client import connect, open_artifacts, register_file
+    from registry.client import connect, open_artifacts, register_file, resolve
     from registry.config import Settings
     from registry.errors import (
+        TRANSIENT_ERRORS,
         ArtifactError,
         ArtifactUnavailable,
         ChecksumMismatch,
         Conflict,
         GateRefused,
         InvalidInput,
+        LockTimeout,
         NotFound,
         RegistryError,
         RegistryUnavailable,
+        ReleaseCheckFailed,
+        SchemaMismatch,
+        StorageError,
     )
     from registry.models import (
+        AppRelease,
         ArtifactRef,
+        Binding,
         Event,
+        EventDetails,
         LineageHit,
         ModelVersion,
+        Origin,
         PointerChange,
         RegisteredModel,
         Signature,
         Stage,
         VersionCreate,
     )
+    from registry.release.policy import Gate, PolicyRecord, ReleasePolicy
     from registry.store.base import RegistryStore

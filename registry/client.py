@@ -5,27 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from registry.artifacts import ArtifactStore, open_store
+from registry.artifacts import ArtifactStore
 from registry.config import Settings
 from registry.errors import InvalidInput
-from registry.models import ModelVersion, VersionCreate, check_model_name
+from registry.models import ModelVersion, Origin, VersionCreate, check_model_name
 from registry.store.base import RegistryStore
 
 
-def connect(url: str | None = None, *, settings: Settings | None = None) -> RegistryStore:
-    """The registry at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, origin: Origin | None = None
+) -> RegistryStore:
+    """The registry at ``url`` (``sqlite:///…`` or ``postgresql://…``), acting as
+    ``settings.actor``; ``origin`` (a flow run) is recorded with every change it makes."""
     settings = settings or Settings.from_env()
     target = url or settings.registry_url
     if target.startswith(("sqlite:", "postgresql:", "postgresql+")):
         from registry.store.sql import SqlStore
 
-        return SqlStore(target, actor=settings.actor)
+        return SqlStore(target, actor=settings.actor, origin=origin)
     raise InvalidInput(f"unsupported registry URL {target!r}: use sqlite:///… or postgresql://…")
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:
     """The artifact store at ``settings.artifact_root`` (a folder or ``s3://bucket/prefix``)."""
-    return open_store(settings.artifact_root)
+    return settings.artifacts()
 
 
 def register_file(
@@ -50,3 +53,26 @@ def register_file(
 
 def _format_of(path: Path) -> str:
     return {".skops": "skops", ".onnx": "onnx", ".json": "json"}.get(path.suffix.lower(), "binary")
+
+
+def resolve(
+    name: str | None = None,
+    ref: str | int = "production",
+    *,
+    app: str | None = None,
+    release: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[str, int]:
+    """``(model, version)`` for ``name@ref``, or for what app release ``app@release`` uses.
+
+    One registry read each call: serving code resolves through the cached resolver,
+    not this.
+    """
+    with connect(settings=settings) as store:
+        if app is not None or release is not None:
+            if app is None or release is None:
+                raise InvalidInput("resolve an app release with both app= and release=")
+            return store.resolve_app_release(app, release, name)
+        if name is None:
+            raise InvalidInput("resolve needs a model name, or app= and release=")
+        return name, store.resolve(name, ref)

@@ -1,7 +1,9 @@
-"""Settings: the one place that reads the environment.
+"""Settings: the one place that reads (and, for third-party telemetry, writes) the environment.
 
 Built at an entry point (CLI, flow, server) and passed down; nothing reads
-configuration or opens a connection at import time.
+configuration or opens a connection at import time. ``Settings`` is a frozen,
+hashable, JSON-able value, so Prefect tasks take it as an input (and key their
+caches on it) as it is.
 """
 
 from __future__ import annotations
@@ -10,18 +12,27 @@ import getpass
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.artifacts import ArtifactStore
+    from registry.models import Origin
+    from registry.store.base import RegistryStore
 
 DEFAULT_HOME = ".modelreg"
 DEFAULT_REGIONS = ("us-east", "eu-west", "ap-south")
+OUTBOX_FILE = "outbox.db"
+# Telemetry of the pipeline's third-party libraries, off unless the user set it.
+_QUIET = (
+    ("DO_NOT_TRACK", "1"),
+    ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+    ("GX_ANALYTICS_ENABLED", "false"),
+)
 
 
 def _default_actor() -> str:
@@ -32,43 +43,101 @@ def _default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseModel):
+    """Where the registry, the artifacts and the regions are, and who is acting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     home: Path = Path(DEFAULT_HOME)
     registry_url: str = f"sqlite:///{DEFAULT_HOME}/registry.db"
     artifact_root: str = f"{DEFAULT_HOME}/artifacts"
     regions: tuple[str, ...] = DEFAULT_REGIONS
-    actor: str = field(default_factory=_default_actor)
-    # Where each region's artifact store lives (a folder or s3://bucket/prefix). Regions
-    # left out get ``<home>/regions/<region>``; left out of the hash so Settings stays hashable.
-    region_roots: Mapping[str, str] = field(default_factory=dict, hash=False)
+    actor: str = Field(default_factory=_default_actor)
+    # Where each region's artifact store lives (a folder or s3://bucket/prefix), as
+    # (region, root) pairs; regions left out get ``<home>/regions/<region>``.
+    region_roots: tuple[tuple[str, str], ...] = ()
 
-    def __post_init__(self) -> None:
+    def __init__(self, **data: Any) -> None:
+        from pydantic import ValidationError
+
+        from registry.models import validation_message
+
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            cause = exc.errors()[0].get("ctx", {}).get("error")
+            if isinstance(cause, InvalidInput):
+                raise cause from None
+            raise InvalidInput(f"invalid settings: {validation_message(exc)}") from exc
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pairs(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("region_roots"), Mapping):
+            data = {**data, "region_roots": tuple(data["region_roots"].items())}
+        return data
+
+    @model_validator(mode="after")
+    def _complete_roots(self) -> Settings:
         from registry.release_models import check_region
 
         for region in self.regions:
             check_region(region)
-        unknown = sorted(set(self.region_roots) - set(self.regions))
+        given = dict(self.region_roots)
+        unknown = sorted(set(given) - set(self.regions))
         if unknown:
             raise InvalidInput(
                 f"region roots given for unknown regions {', '.join(unknown)}; "
                 f"the regions are {', '.join(self.regions)} (MODELREG_REGIONS)"
             )
-        roots = {
-            r: self.region_roots.get(r) or str(self.home / "regions" / r) for r in self.regions
-        }
-        object.__setattr__(self, "region_roots", MappingProxyType(roots))
+        roots = tuple((r, given.get(r) or str(self.home / "regions" / r)) for r in self.regions)
+        object.__setattr__(self, "region_roots", roots)
+        return self
+
+    # ------------------------------------------------------------ what it opens
+
+    def connect(self, *, origin: Origin | None = None) -> RegistryStore:
+        """The registry store (``RegistryUnavailable`` when it cannot be reached)."""
+        from registry.client import connect
+
+        return connect(settings=self, origin=origin)
+
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store at ``artifact_root`` (a folder or ``s3://bucket/prefix``)."""
+        from registry.artifacts import open_store
+
+        return open_store(self.artifact_root)
 
     def region_store(self, region: str) -> ArtifactStore:
         """The artifact store of one configured region."""
         from registry.artifacts import open_store
 
-        root = self.region_roots.get(region)
+        root = dict(self.region_roots).get(region)
         if root is None:
             raise InvalidInput(
-                f"unknown region {region!r}; the regions are {', '.join(self.regions)}"
+                f"unknown region {region!r}; the regions are {', '.join(self.regions)} "
+                "(MODELREG_REGIONS)"
             )
         return open_store(root)
+
+    def as_actor(self, actor: str) -> Settings:
+        """The same settings acting as someone else (an approver named in the Prefect UI)."""
+        return self.model_copy(update={"actor": actor})
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.home / OUTBOX_FILE
+
+    @property
+    def data_root(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def work_root(self) -> Path:
+        """Where the pipeline writes model files and downloads before they are used."""
+        return self.home / "work"
+
+    # ------------------------------------------------------------ the environment
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -87,7 +156,31 @@ class Settings:
         if env.get("MODELREG_REGION_ROOTS"):
             values["region_roots"] = _parse_roots(env["MODELREG_REGION_ROOTS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
+
+
+def env_value(name: str, default: str | None = None) -> str | None:
+    """One environment variable, for the few settings that are not ``Settings`` fields
+    (the task runner, the Dask address)."""
+    return os.environ.get(name, default)
+
+
+def quiet_third_party_telemetry() -> None:
+    """Turn off Prefect's and Great Expectations' telemetry unless the user set it.
+
+    Both read these before their first import, so entry points call this first;
+    nothing calls it at import time.
+    """
+    for key, value in _QUIET:
+        os.environ.setdefault(key, value)
+
+
+def local_prefect(home: Path) -> None:
+    """Run Prefect from ``home`` (its own database, an ephemeral API server) with its
+    console logging turned down to warnings, unless the user set otherwise."""
+    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 
 def _parse_roots(text: str) -> dict[str, str]:

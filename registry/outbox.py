@@ -26,10 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.errors import Conflict, RegistryError, RegistryUnavailable
 from registry.models import ArtifactRef, VersionCreate, check_model_name
 from registry.store.base import RegistryStore
+
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 # How long a drainer owns an entry it is delivering; a drainer that died holding
 # one gives it up after this, and the idempotency key makes the second delivery safe.
@@ -287,3 +291,17 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def drain_pending(settings: Settings) -> DrainReport:
+    """Deliver what the outbox of ``settings`` holds, if the registry can be reached;
+    a registry still down leaves every entry queued (``unavailable`` says why)."""
+    outbox = Outbox(settings.outbox_path)
+    pending = len(outbox.pending())
+    if not pending:
+        return DrainReport()
+    try:
+        with settings.connect() as store:
+            return outbox.drain(store)
+    except RegistryUnavailable as exc:
+        return DrainReport(unavailable=str(exc), remaining=len(outbox.pending()))

@@ -7,33 +7,40 @@ allowed values (``data.ALLOWED``), and the label is 0 or 1. The result is a
 bad data (``DataValidationFailed`` is there for callers that want to stop).
 
 GX runs in a fresh ephemeral context per validation, with analytics and progress
-bars off; its import (seconds) happens when this module is first imported.
+bars off; its import (seconds) happens at the first validation, not at import.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
+from registry.config import quiet_third_party_telemetry
 from registry.errors import InvalidInput
 from registry.pipeline import data
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # must precede the import
-with warnings.catch_warnings():
-    # GX 1.24 imports the stdlib's deprecated sre_constants/sre_parse modules; not ours to fix.
-    warnings.filterwarnings(
-        "ignore", message=r"module 'sre_\w+' is deprecated", category=DeprecationWarning
-    )
-    import great_expectations as gx
-    import great_expectations.expectations as _expectations
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-gxe: Any = _expectations  # GX does not declare its expectation classes as exports
+@cache
+def _gx() -> Any:
+    """Great Expectations, imported on first use with its telemetry off (it reads the
+    setting at import, so the environment is set first, by ``registry.config``)."""
+    quiet_third_party_telemetry()
+    with warnings.catch_warnings():
+        # GX 1.24 imports the stdlib's deprecated sre_constants/sre_parse; not ours to fix.
+        warnings.filterwarnings(
+            "ignore", message=r"module 'sre_\w+' is deprecated", category=DeprecationWarning
+        )
+        import great_expectations as gx
+        from great_expectations import expectations
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+    return SimpleNamespace(gx=gx, gxe=expectations, ProgressBarsConfig=ProgressBarsConfig)
+
 
 # What GX reports as a pandas column's type for signature dtypes that differ in name.
 _GX_TYPES = {"category": "CategoricalDtypeType", "string": "str"}
@@ -74,6 +81,7 @@ class ValidationReport:
 
 def build_suite(signature: dict[str, Any]) -> Any:
     """The expectation suite for data that models of ``signature`` train or score on."""
+    gx, gxe = _gx().gx, _gx().gxe
     columns = _columns(signature)
     target = (signature.get("target") or {}).get("name")
     expectations: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
@@ -101,8 +109,8 @@ def build_suite(signature: dict[str, Any]) -> Any:
 def validate_frame(df: pd.DataFrame, signature: dict[str, Any]) -> ValidationReport:
     """Run the signature's suite on ``df``; failures come back as readable lines."""
     suite = build_suite(signature)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context = _gx().gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = _gx().ProgressBarsConfig(globally=False)
     suite = context.suites.add(suite)
     batch = (
         context.data_sources.add_pandas("frame")

@@ -121,7 +121,7 @@ def paired_non_inferiority(b: int, c: int, n: int, margin: float) -> tuple[float
 def _mcnemar(b: int, c: int) -> tuple[float, float]:
     if b + c == 0:
         return 0.0, 1.0
-    from scipy.stats import binomtest  # type: ignore[import-untyped]
+    from scipy.stats import binomtest
 
     p = float(binomtest(b, b + c, 0.5, alternative="less").pvalue)
     return (b - c) / math.sqrt(b + c), p

@@ -140,7 +140,8 @@ def _rule_problem(rule: MetricRule, facts: StagingFacts) -> str | None:
         if facts.production is None or base is None or not math.isfinite(base):
             return None  # a first release, or Production never measured it: nothing to regress from
         bound = base + rule.offset
-        shown = f"{rule} = {bound:.4f} (production v{facts.production} has {base:.4f})"
+        rhs = str(rule).split(f" {rule.op} ", 1)[1]
+        shown = f"{rhs} = {bound:.4f} (production v{facts.production} has {base:.4f})"
     if (rule.op == ">=" and value < bound) or (rule.op == "<=" and value > bound):
         return f"{rule.metric} {value:.4f} is not {rule.op} {shown}"
     return None

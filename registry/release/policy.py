@@ -239,3 +239,16 @@ class PolicyRecord(_Frozen):
     reason: str | None = None
     actor: str | None = None
     created_at: datetime | None = None  # None for the default
+
+
+class ApprovalStatus(_Frozen):
+    """Where a version stands against the approval rule of its model's policy."""
+
+    needed: int  # 0: the policy asks for none
+    approvers: tuple[str, ...]  # people who approved, the registrant left out
+    registrant: str
+    timeout_s: float
+
+    @property
+    def missing(self) -> int:
+        return max(self.needed - len(self.approvers), 0)

@@ -77,12 +77,13 @@ class SkewReport(_Frozen):
         return problems
 
     def summary(self) -> str:
-        """One line naming the features: ``missing a; extra b; retyped c (x -> y)``."""
+        """One line naming the features: ``missing a (the model needs it, serving does
+        not send it); extra b (sent, the model was never trained on it); retyped c (x -> y)``."""
         parts = []
         if self.missing:
-            parts.append(f"missing {', '.join(self.missing)}")
+            parts.append(f"missing {', '.join(self.missing)} (needed by the model, not sent)")
         if self.extra:
-            parts.append(f"extra {', '.join(self.extra)}")
+            parts.append(f"extra {', '.join(self.extra)} (sent, unknown to the model)")
         if self.retyped:
             changes = (f"{r.name} ({r.model} -> {r.serving})" for r in self.retyped)
             parts.append(f"retyped {', '.join(changes)}")

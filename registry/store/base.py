@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from registry.errors import GateRefused
 from registry.models import (
     AppRelease,
     ArtifactRef,
@@ -23,7 +24,7 @@ from registry.models import (
     Stage,
     VersionCreate,
 )
-from registry.release.policy import PolicyRecord, ReleasePolicy
+from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
 
 
@@ -184,6 +185,31 @@ class RegistryStore(ABC):
     @abstractmethod
     def approve(self, name: str, version: int, *, reason: str) -> Check:
         """Record this store's actor approving a version (``Conflict`` for its registrant)."""
+
+    @abstractmethod
+    def request_approval(self, name: str, version: int, *, needed: int) -> None:
+        """Log that a release waits for approvals (the event's origin names the run)."""
+
+    @abstractmethod
+    def approval_status(self, name: str, version: int) -> ApprovalStatus:
+        """How many approvals the policy needs, and who (not the registrant) gave one."""
+
+    @abstractmethod
+    def check_promotion(self, name: str, version: int, target: str = "Production") -> list[str]:
+        """The promotion gate's reasons now, as a dry run (empty: it would pass)."""
+
+    @abstractmethod
+    def record_refusal(
+        self,
+        name: str,
+        version: int,
+        reasons: list[str],
+        *,
+        gate: str = "pipeline",
+        subject: str = "Production",
+        reason: str | None = None,
+    ) -> GateRefused:
+        """Record that a release did not go ahead (a ``refused`` event); returns the error."""
 
     @abstractmethod
     def create_app_release(

@@ -154,7 +154,7 @@ def test_the_report_names_each_kind_of_skew() -> None:
     assert report.target is None
     assert report.preprocessing == ("fe-2.3", "fe-2.4")
     assert report.summary() == (
-        "missing merchant_category; extra geo_lat; retyped amount (float64 -> float32); "
+        "missing merchant_category (needed by the model, not sent); extra geo_lat (sent, unknown to the model); retyped amount (float64 -> float32); "
         "preprocessing fe-2.3 -> fe-2.4"
     )
     assert report.lines() == compatibility_problems(MODEL, serving)
@@ -192,7 +192,9 @@ def test_several_missing_and_extra_features_keep_their_sides_order() -> None:
     report = skew(MODEL, serving)
     assert report.missing == ("amount", "merchant_category")
     assert report.extra == ("zeta", "alpha")
-    assert report.summary().startswith("missing amount, merchant_category; extra zeta, alpha")
+    assert report.summary().startswith(
+        "missing amount, merchant_category (needed by the model, not sent); extra zeta, alpha"
+    )
 
 
 def test_the_report_is_frozen_json() -> None:

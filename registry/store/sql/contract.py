@@ -38,7 +38,7 @@ from registry.release.checks import (
     HealthVerdict,
 )
 from registry.release.decision import Decision
-from registry.release.policy import PolicyRecord, ReleasePolicy
+from registry.release.policy import ApprovalStatus, Gate, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, ReplicaState
 from registry.store.sql.common import (
     LockedModel,
@@ -139,8 +139,10 @@ def region_facts(
     for region in regions:
         row = replicas.get(region)
         state = None if row is None else str(row.state)
-        if row is not None and state == ReplicaState.VERIFIED.value and (
-            row.sha256 != sha256 or row.size != size
+        if (
+            row is not None
+            and state == ReplicaState.VERIFIED.value
+            and (row.sha256 != sha256 or row.size != size)
         ):
             state = "stale"  # verified bytes that are not this version's registered ones
         passed, error = (health or {}).get(region, (None, None))
@@ -428,6 +430,100 @@ class ContractMixin:
             recorded_at=now,
             recorded_by=self.actor,
         )
+
+    def request_approval(self, name: str, version: int, *, needed: int) -> None:
+        """Say in the log that a release waits for ``needed`` approvals of ``version``
+        (the event's origin names the waiting flow run, so an approval can resume it)."""
+        check_model_name(name)
+        check_version(version)
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            version_id(conn, model.id, version, name)
+            append_event(
+                conn,
+                model,
+                kind="approval",
+                actor=self.actor,
+                origin=self.origin,
+                generation=model.generation,
+                version=version,
+                subject="requested",
+                to_value=str(needed),
+                reason=f"waiting for {needed} approval(s)",
+            )
+
+    def approval_status(self, name: str, version: int) -> ApprovalStatus:
+        check_model_name(name)
+        check_version(version)
+        with self.db.read() as conn:
+            model_id = _model_id(conn, name)
+            vid, _stage = version_id(conn, model_id, version, name)
+            policy, _ = policy_of(conn, model_id)
+            registrant = conn.execute(_CANDIDATE, {"vid": vid}).one().created_by
+            approvers = conn.execute(
+                select(_c.c.recorded_by)
+                .where(_c.c.version_id == vid, _c.c.kind == CheckKind.APPROVAL.value)
+                .order_by(_c.c.id)
+            ).scalars()
+            counted = tuple(dict.fromkeys(a for a in approvers if a != registrant))
+        needed = max(policy.approvals.required, 1) if policy.requires(Gate.APPROVAL) else 0
+        return ApprovalStatus(
+            needed=needed,
+            approvers=counted,
+            registrant=registrant,
+            timeout_s=policy.approvals.timeout_s,
+        )
+
+    # ------------------------------------------------------------ dry runs and refusals
+
+    def check_promotion(self, name: str, version: int, target: str = "Production") -> list[str]:
+        """What the promotion gate would say now (nothing is recorded or moved)."""
+        check_model_name(name)
+        check_version(version)
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(models_table.c.id, models_table.c.generation).where(
+                    models_table.c.name == name
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"model {name!r} not found")
+            model = LockedModel(row.id, name, row.generation)
+            vid, _stage = version_id(conn, model.id, version, name)
+            policy, policy_version = policy_of(conn, model.id)
+            facts = promotion_facts(conn, model, version, vid, target, policy, policy_version)
+        return list(gates.promotion(policy, facts).reasons)
+
+    def record_refusal(
+        self,
+        name: str,
+        version: int,
+        reasons: list[str],
+        *,
+        gate: str = "pipeline",
+        subject: str = "Production",
+        reason: str | None = None,
+    ) -> GateRefused:
+        """Record that a release of ``version`` did not go ahead, and why (a ``refused``
+        event); returns the error for the caller to raise."""
+        check_model_name(name)
+        check_version(version)
+        if not reasons:
+            raise InvalidInput("a refusal needs at least one reason")
+        with self.db.write() as conn:
+            model = lock_model(conn, name)
+            version_id(conn, model.id, version, name)
+            return refuse(
+                conn,
+                model,
+                actor=self.actor,
+                origin=self.origin,
+                version=version,
+                gate=gate,
+                subject=subject,
+                decision=Decision.of(list(reasons), None),
+                reason=reason,
+            )
 
     # ------------------------------------------------------------ app releases
 

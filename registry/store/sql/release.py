@@ -171,6 +171,8 @@ class ReleaseMixin:
         evidence: Mapping[str, Any],
     ) -> Check:
         check_kind(kind)
+        if kind == "approval":
+            raise InvalidInput("approvals are recorded with approve(), by the approver")
         if region is not None:
             check_region(region)
         if not isinstance(passed, bool):
