@@ -33,3 +33,6 @@ class SqlStore(
 
     def close(self) -> None:
         self.db.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
