@@ -8,10 +8,11 @@ import itertools
 import pytest
 
 from registry.models import Stage
+from registry.release.decision import Decision
 from registry.release.transitions import (
     ALLOWED_TRANSITIONS,
-    Decision,
     ProductionChange,
+    RollbackTarget,
     check_transition,
     choose_rollback_target,
     serving_after,
@@ -48,6 +49,16 @@ def test_a_refused_transition_says_why_and_what_is_allowed(
     (reason,) = decision.reasons
     assert f"version 7 cannot move from {current.value} to {target.value}" in reason
     assert hint in reason
+
+
+@pytest.mark.parametrize(("current", "target"), [(N, P), (N, S), (S, P)], ids=str)
+def test_a_forced_move_may_skip_staging(current: Stage, target: Stage) -> None:
+    assert check_transition(7, current, target, forced=True).ok
+
+
+@pytest.mark.parametrize(("current", "target"), [(A, P), (P, S), (A, S)], ids=str)
+def test_force_does_not_open_other_moves(current: Stage, target: Stage) -> None:
+    assert not check_transition(7, current, target, forced=True).ok
 
 
 def test_decisions_are_frozen() -> None:
@@ -99,14 +110,18 @@ def test_rollback_target_without_a_request(spec: str, target: int) -> None:
     decision = choose_rollback_target(_timeline(spec), _current(spec), None)
 
     assert decision.ok
-    assert decision.evidence == {"target": target, "current": _current(spec)}
+    assert decision.evidence == RollbackTarget(target=target, current=_current(spec))
 
 
 @pytest.mark.parametrize("spec", ["", "+1", "+1 -1 +1", "+1 +2 r1", "+1 +2 +3 r2 r1"], ids=repr)
 def test_no_rollback_target(spec: str) -> None:
     decision = choose_rollback_target(_timeline(spec), _current(spec), None)
 
-    assert decision == Decision(False, ("no earlier Production version to roll back to",))
+    assert decision == Decision(
+        False,
+        ("no earlier Production version to roll back to",),
+        RollbackTarget(target=None, current=_current(spec)),
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +132,7 @@ def test_requested_rollback_to_a_version_that_served(spec: str, requested: int) 
     decision = choose_rollback_target(_timeline(spec), _current(spec), requested)
 
     assert decision.ok
-    assert decision.evidence["target"] == requested
+    assert decision.evidence == RollbackTarget(target=requested, current=_current(spec))
 
 
 @pytest.mark.parametrize(

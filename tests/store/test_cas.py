@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from release_facts import make_releasable
 
 from registry.errors import Conflict
 from registry.models import PointerChange, Stage
@@ -19,10 +20,14 @@ POINTER_CALLS: dict[str, PointerCall] = {
     "stage": lambda s, g: s.transition("fraud", 4, Stage.STAGING, expected_generation=g),
     "promote": lambda s, g: s.transition("fraud", 3, Stage.PRODUCTION, expected_generation=g),
     "archive": lambda s, g: s.transition("fraud", 2, Stage.ARCHIVED, expected_generation=g),
-    "alias": lambda s, g: s.set_aliases("fraud", {"champion": 3}, expected_generation=g),
-    "alias-delete": lambda s, g: s.set_aliases("fraud", {"champion": None}, expected_generation=g),
+    "alias": lambda s, g: s.set_aliases("fraud", {"stable": 3}, expected_generation=g),
+    "alias-delete": lambda s, g: s.set_aliases("fraud", {"stable": None}, expected_generation=g),
     "alias-swap": lambda s, g: s.set_aliases(
-        "fraud", {"champion": 1, "challenger": 2}, expected_generation=g
+        "fraud", {"stable": 1, "challenger": 2}, expected_generation=g
+    ),
+    "protected-alias": lambda s, g: s.set_aliases("fraud", {"champion": 3}, expected_generation=g),
+    "forced-alias-delete": lambda s, g: s.set_aliases(
+        "fraud", {"champion": None}, expected_generation=g, reason="retire", force=True
     ),
     "rollback": lambda s, g: s.rollback("fraud", expected_generation=g, reason="bad p99"),
     "rollback-to": lambda s, g: s.rollback("fraud", to=1, expected_generation=g, reason="r"),
@@ -31,13 +36,14 @@ POINTER_CALLS: dict[str, PointerCall] = {
 
 @pytest.fixture
 def served_twice(store: SqlStore) -> SqlStore:
-    """fraud v1 Archived (served), v2 Production, v3 Staging, v4 None;
-    champion → v2, challenger → v1."""
+    """fraud v1 Archived (served), v2 Production, v3 Staging and releasable, v4 None;
+    stable → v2, challenger → v1, and the protected champion → v2."""
     register_versions(store, "fraud", 4)
     promote(store, "fraud", 1)
     promote(store, "fraud", 2)
     store.transition("fraud", 3, Stage.STAGING)
-    store.set_aliases("fraud", {"champion": 2, "challenger": 1})
+    make_releasable(store, "fraud", 3)
+    store.set_aliases("fraud", {"stable": 2, "challenger": 1, "champion": 2})
     return store
 
 
@@ -81,7 +87,7 @@ def test_current_generation_succeeds_and_adds_exactly_one(
     assert served_twice.events(since=last_seq) == list(change.events)
 
 
-@pytest.mark.parametrize("kind", ["promote", "alias", "rollback"])
+@pytest.mark.parametrize("kind", ["promote", "alias", "protected-alias", "rollback"])
 def test_without_expected_generation_the_change_applies(served_twice: SqlStore, kind: str) -> None:
     generation = served_twice.get_model("fraud").generation
 
@@ -108,12 +114,12 @@ def test_registration_and_tags_leave_the_generation_alone(served_twice: SqlStore
     assert served_twice.get_model("fraud").generation == generation
 
 
-# Calls whose change is already in place (v2 serves, champion → v2): with the current
+# Calls whose change is already in place (v2 serves, stable → v2): with the current
 # generation they change nothing; with a stale one they are refused all the same,
 # because the caller decided on a view of the model that is no longer true.
 ALREADY_IN_PLACE: dict[str, PointerCall] = {
     "same-stage": lambda s, g: s.transition("fraud", 2, Stage.PRODUCTION, expected_generation=g),
-    "same-alias": lambda s, g: s.set_aliases("fraud", {"champion": 2}, expected_generation=g),
+    "same-alias": lambda s, g: s.set_aliases("fraud", {"stable": 2}, expected_generation=g),
 }
 
 

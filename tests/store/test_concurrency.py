@@ -11,7 +11,10 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from release_facts import make_releasable
+
 from registry.models import Event, Stage, VersionCreate
+from registry.release.policy import ReleasePolicy
 from registry.store.sql import SqlStore
 
 from . import workers
@@ -99,9 +102,15 @@ def test_processes_flipping_production_lose_no_update(
     count, rounds = 8, 12
     register_versions(store, "fraud", 1 + count * rounds)
     promote(store, "fraud", 1)
+    # The gates run on every flip, but a canary compares with one Production version
+    # and here Production changes under every caller: this policy leaves it out.
+    store.set_policy(
+        "fraud", ReleasePolicy.parse({"required": ["replicas", "health"]}), reason="race"
+    )
     staged = [list(range(2 + p * rounds, 2 + (p + 1) * rounds)) for p in range(count)]
     for version in (v for own in staged for v in own):
         store.transition("fraud", version, Stage.STAGING)
+        make_releasable(store, "fraud", version, canary=False)
     initial = store.get_model("fraud").generation
     last_seq = store.events(limit=10_000)[-1].seq
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from release_facts import make_releasable
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import Event, Stage, VersionCreate
@@ -26,7 +27,7 @@ def _busy_day(store: SqlStore) -> None:
         store.rollback("churn", reason="nothing served")
     with pytest.raises(InvalidInput):
         store.register("churn", artifact(b"x"), {"metrics": {"auc": "high"}})  # type: ignore[arg-type]
-    store.set_aliases("churn", {"champion": 2, "challenger": 1})
+    store.set_aliases("churn", {"stable": 2, "challenger": 1})
     store.rollback("fraud", reason="bad p99")
     store.update_version("churn", 1, tags={"team": "growth"}, description="baseline")
 
@@ -169,6 +170,7 @@ def timeline(store: SqlStore) -> dict[str, datetime]:
     at["v1 serves"] = _last_at(store)
     store.transition("fraud", 2, Stage.STAGING)
     at["v2 staged"] = _last_at(store)
+    make_releasable(store, "fraud", 2)
     store.transition("fraud", 2, Stage.PRODUCTION)
     at["v2 serves"] = _last_at(store)
     store.rollback("fraud", reason="bad p99")

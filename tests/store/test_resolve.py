@@ -1,4 +1,5 @@
-"""resolve(): a number, a stage, 'latest' or an alias to a version number."""
+"""resolve(): a number, a stage, 'latest' or an alias to a version number (``stable`` is
+an unprotected alias: no gate stands in the way)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from .support import promote, register_versions
 
 
 def _line_up(store: SqlStore) -> SqlStore:
-    """fraud: v1 Archived, v2 Production, v3 and v4 Staging, v5 None; champion → v3."""
+    """fraud: v1 Archived, v2 Production, v3 and v4 Staging, v5 None; stable → v3."""
     register_versions(store, "fraud", 5)
     promote(store, "fraud", 1)
     promote(store, "fraud", 2)
     store.transition("fraud", 3, Stage.STAGING)
     store.transition("fraud", 4, Stage.STAGING)
-    store.set_aliases("fraud", {"champion": 3})
+    store.set_aliases("fraud", {"stable": 3})
     return store
 
 
@@ -42,7 +43,7 @@ def lineup(module_store: SqlStore) -> SqlStore:
         ("none", 5),
         ("latest", 5),
         ("Latest", 5),
-        ("champion", 3),
+        ("stable", 3),
     ],
     ids=repr,
 )
@@ -76,6 +77,6 @@ def test_resolve_follows_a_rollback(store: SqlStore) -> None:
 
 
 def test_resolve_follows_an_alias_move(store: SqlStore) -> None:
-    _line_up(store).set_aliases("fraud", {"champion": 4})
+    _line_up(store).set_aliases("fraud", {"stable": 4})
 
-    assert store.resolve("fraud", "champion") == 4
+    assert store.resolve("fraud", "stable") == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from release_facts import make_releasable
 
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import Stage
@@ -39,12 +40,14 @@ PAIRS = list(itertools.product(Stage, repeat=2))
 
 
 def _put_in(store: SqlStore, stage: Stage) -> int:
-    """Register version 1 of 'fraud' and bring it to ``stage`` by legal moves."""
+    """Register version 1 of 'fraud' and bring it to ``stage`` by legal moves, with what
+    the release gates ask recorded (so that only the stage machine decides here)."""
     register_versions(store, "fraud", 1)
     if stage == P:
         promote(store, "fraud", 1)
     elif stage != N:
         store.transition("fraud", 1, stage)
+    make_releasable(store, "fraud", 1)
     return 1
 
 
@@ -84,6 +87,7 @@ def test_promoting_archives_the_previous_production_in_the_same_change(
     register_versions(store, "fraud", 2)
     promote(store, "fraud", 1)
     store.transition("fraud", 2, S)
+    make_releasable(store, "fraud", 2)
 
     change = store.transition("fraud", 2, P, reason="better auc")
 

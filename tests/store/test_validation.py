@@ -49,7 +49,7 @@ def seeded(module_store: SqlStore) -> Seeded:
     here may change it, and each checks that it did not."""
     register_versions(module_store, "existing", 2)
     module_store.transition("existing", 1, Stage.STAGING)
-    module_store.set_aliases("existing", {"champion": 1})
+    module_store.set_aliases("existing", {"stable": 1})
     return Seeded(module_store, snapshot(module_store))
 
 
@@ -166,7 +166,8 @@ def test_the_full_design_metadata_is_valid(store: SqlStore, full_meta: MetaFor) 
 @pytest.mark.parametrize(
     ("alias", "message"),
     [
-        ("production", "reserved"),
+        # Setting ``production`` is a promotion (test_gates_aliases), alone and to a version.
+        ("production", "production alias is the Production stage: set it alone"),
         ("staging", "reserved"),
         ("archived", "reserved"),
         ("none", "reserved"),
