@@ -1,19 +1,16 @@
-"""Evaluation on held-out data, and the None→Staging gate.
+"""Evaluation on held-out data.
 
 ``evaluate_model`` loads a verified model file and measures it on the holdout:
 AUC, average precision, F1, precision and recall at the model's own decision
 threshold, per-subgroup AUC and recall (by country and device), and the p99
-latency of single-row predictions. ``staging_gate`` is a pure decision: the
-candidate meets the configured floors and does not regress against the current
-Production version (evaluated on the same holdout) by more than a tolerance.
+latency of single-row predictions. Whether those numbers are good enough is the
+release policy's call (``registry.release.gates.staging``), not this module's.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,90 +114,3 @@ def latency_p99_ms(model: Any, features: pd.DataFrame, rounds: int = LATENCY_ROU
         model.predict_proba(row)
         timings.append((time.perf_counter() - started) * 1000.0)
     return float(np.percentile(timings, 99))
-
-
-# ---------------------------------------------------------------- the staging gate
-
-
-@dataclass(frozen=True)
-class GateThresholds:
-    """Floors for the None→Staging gate and the tolerated regression against Production."""
-
-    min_auc: float = 0.75
-    min_recall: float = 0.20
-    max_latency_p99_ms: float = 250.0
-    max_regression: float = 0.02
-    # Metrics compared with Production; AUC is threshold-free and stable across months.
-    regression_metrics: tuple[str, ...] = ("auc",)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> GateThresholds:
-        """Thresholds from configuration (unknown keys are refused)."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidInput(f"unknown gate thresholds {', '.join(unknown)}")
-        if "regression_metrics" in values:
-            values["regression_metrics"] = tuple(values["regression_metrics"])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        result = asdict(self)
-        result["regression_metrics"] = list(self.regression_metrics)
-        return result
-
-
-@dataclass(frozen=True)
-class GateResult:
-    passed: bool
-    reasons: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def staging_gate(
-    candidate: Mapping[str, float],
-    production: Mapping[str, float] | None,
-    thresholds: GateThresholds,
-) -> GateResult:
-    """Pass when the candidate clears every floor and, if Production exists, does not regress.
-
-    ``production`` must be the Production version's metrics on the SAME holdout.
-    Reasons name each refusal with the numbers that caused it.
-    """
-    reasons: list[str] = []
-    floors: Sequence[tuple[str, float, str]] = (
-        ("auc", thresholds.min_auc, ">="),
-        ("recall", thresholds.min_recall, ">="),
-        ("latency_p99_ms", thresholds.max_latency_p99_ms, "<="),
-    )
-    for metric, limit, op in floors:
-        value = _metric(candidate, metric, reasons)
-        if value is None:
-            continue
-        if (op == ">=" and value < limit) or (op == "<=" and value > limit):
-            reasons.append(f"{metric} {value:.4f} is not {op} {limit:g}")
-    if production is not None:
-        for metric in thresholds.regression_metrics:
-            value = _metric(candidate, metric, reasons)
-            baseline = production.get(metric)
-            if value is None or baseline is None:
-                continue
-            if value < baseline - thresholds.max_regression:
-                reasons.append(
-                    f"{metric} {value:.4f} regresses from production's {baseline:.4f} "
-                    f"by more than {thresholds.max_regression:g}"
-                )
-    return GateResult(passed=not reasons, reasons=reasons)
-
-
-def _metric(metrics: Mapping[str, float], name: str, reasons: list[str]) -> float | None:
-    value = metrics.get(name)
-    if value is None or not math.isfinite(value):
-        message = f"candidate has no finite {name} metric"
-        if message not in reasons:
-            reasons.append(message)
-        return None
-    return float(value)

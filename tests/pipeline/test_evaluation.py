@@ -1,26 +1,57 @@
-"""Holdout metrics and the None→Staging gate, on real models and on plain numbers."""
+"""Holdout metrics on real models, and the release policy's staging gate judging them.
+
+The gate itself is ``registry.release.gates.staging`` (tested exhaustively in
+``tests/release/test_gates.py``); here it judges what ``evaluate_model`` measures,
+with the rules the example workload is released under.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from registry.errors import InvalidInput
+from registry.models import Stage
 from registry.pipeline import data
-from registry.pipeline.evaluation import (
-    GateThresholds,
-    evaluate_model,
-    staging_gate,
-)
+from registry.pipeline.evaluation import evaluate_model
 from registry.pipeline.training import TrainingResult
+from registry.release import gates
+from registry.release.decision import Decision
+from registry.release.policy import ReleasePolicy
 
 Splits = tuple[pd.DataFrame, pd.DataFrame]
+RULES = [
+    "auc >= 0.75",
+    "recall >= 0.2",
+    "latency_p99_ms <= 250",
+    "auc >= production.auc - 0.02",
+]
+POLICY = ReleasePolicy.parse({"staging": RULES})
 # Real models are judged on quality here; a busy test machine must not decide through
-# latency (the latency floor is tested with plain numbers below).
-QUALITY_ONLY = GateThresholds(max_latency_p99_ms=float("inf"))
+# latency (the latency rule is tested with plain numbers below).
+QUALITY_ONLY = ReleasePolicy.parse({"staging": [r for r in RULES if "latency" not in r]})
+PRODUCTION_VERSION = 1
+
+
+def _staging(
+    policy: ReleasePolicy,
+    candidate: Mapping[str, float],
+    production: Mapping[str, float] | None,
+) -> Decision[gates.StagingFacts]:
+    facts = gates.StagingFacts(
+        version=PRODUCTION_VERSION + 1,
+        stage=Stage.NONE,
+        metrics=candidate,
+        metrics_source="evaluation check",
+        production=None if production is None else PRODUCTION_VERSION,
+        production_metrics=production,
+        policy_version=1,
+    )
+    return gates.staging(policy, facts)
 
 
 def _evaluate(result: TrainingResult, holdout: pd.DataFrame) -> dict[str, float]:
@@ -55,13 +86,14 @@ def test_a_trained_model_has_real_signal(good_metrics: dict[str, float]) -> None
 def test_good_candidate_passes_against_last_months_production(
     good_metrics: dict[str, float], production_metrics: dict[str, float]
 ) -> None:
-    result = staging_gate(good_metrics, production_metrics, QUALITY_ONLY)
-    assert result.passed, result.reasons
-    assert result.to_dict() == {"passed": True, "reasons": []}
+    decision = _staging(QUALITY_ONLY, good_metrics, production_metrics)
+
+    assert decision.ok, decision.reasons
+    assert decision.reasons == ()
 
 
 def test_first_release_needs_only_the_floors(good_metrics: dict[str, float]) -> None:
-    assert staging_gate(good_metrics, None, QUALITY_ONLY).passed
+    assert _staging(QUALITY_ONLY, good_metrics, None).ok
 
 
 def test_degraded_model_is_refused(
@@ -70,11 +102,14 @@ def test_degraded_model_is_refused(
     metrics = _evaluate(degraded, splits[1])
     assert metrics["auc"] < 0.65
 
-    result = staging_gate(metrics, production_metrics, QUALITY_ONLY)
+    decision = _staging(QUALITY_ONLY, metrics, production_metrics)
 
-    assert not result.passed
-    assert any(r.startswith("auc ") and "is not >= 0.75" in r for r in result.reasons)
-    assert any("regresses from production" in r for r in result.reasons)
+    assert not decision.ok
+    assert any(r.startswith("auc ") and r.endswith("is not >= 0.75") for r in decision.reasons)
+    assert any(
+        "is not >= production.auc - 0.02 = " in r and f"production v{PRODUCTION_VERSION} has" in r
+        for r in decision.reasons
+    )
 
 
 BASE: dict[str, Any] = {"auc": 0.90, "recall": 0.5, "latency_p99_ms": 5.0}
@@ -83,7 +118,11 @@ BASE: dict[str, Any] = {"auc": 0.90, "recall": 0.5, "latency_p99_ms": 5.0}
 @pytest.mark.parametrize(
     ("candidate", "production", "reason"),
     [
-        ({**BASE, "auc": 0.87}, BASE, "auc 0.8700 regresses from production's 0.9000"),
+        (
+            {**BASE, "auc": 0.87},
+            BASE,
+            "auc 0.8700 is not >= production.auc - 0.02 = 0.8800 (production v1 has 0.9000)",
+        ),
         ({**BASE, "recall": 0.1}, None, "recall 0.1000 is not >= 0.2"),
         ({**BASE, "latency_p99_ms": 900.0}, None, "latency_p99_ms 900.0000 is not <= 250"),
         ({"recall": 0.5, "latency_p99_ms": 1.0}, None, "candidate has no finite auc metric"),
@@ -94,25 +133,17 @@ BASE: dict[str, Any] = {"auc": 0.90, "recall": 0.5, "latency_p99_ms": 5.0}
 def test_gate_refusals_name_the_numbers(
     candidate: dict[str, float], production: dict[str, float] | None, reason: str
 ) -> None:
-    result = staging_gate(candidate, production, GateThresholds())
-    assert not result.passed
-    assert any(r.startswith(reason) for r in result.reasons), result.reasons
+    decision = _staging(POLICY, candidate, production)
+
+    assert not decision.ok
+    assert reason in decision.reasons
 
 
 def test_regression_within_tolerance_passes() -> None:
-    assert staging_gate({**BASE, "auc": 0.885}, BASE, GateThresholds()).passed
-    assert not staging_gate(
-        {**BASE, "auc": 0.885}, BASE, GateThresholds(max_regression=0.01)
-    ).passed
+    tighter = ReleasePolicy.parse({"staging": [*RULES[:3], "auc >= production.auc - 0.01"]})
 
-
-def test_thresholds_come_from_configuration() -> None:
-    thresholds = GateThresholds.from_mapping({"min_auc": 0.8, "regression_metrics": ["auc", "f1"]})
-    assert thresholds.min_auc == 0.8
-    assert thresholds.to_dict()["regression_metrics"] == ["auc", "f1"]
-    assert GateThresholds.from_mapping(None) == GateThresholds()
-    with pytest.raises(InvalidInput, match="unknown gate thresholds min_aoc"):
-        GateThresholds.from_mapping({"min_aoc": 0.8})
+    assert _staging(POLICY, {**BASE, "auc": 0.885}, BASE).ok
+    assert not _staging(tighter, {**BASE, "auc": 0.885}, BASE).ok
 
 
 def test_holdout_must_have_both_classes_and_all_columns(
