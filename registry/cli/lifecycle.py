@@ -1,7 +1,8 @@
 """Write commands: init, register, promote, rollback and alias set/delete.
 
-Each is one call of the registry API; the rules (transitions, compare-and-swap
-on the generation, rollback targets) live in the store, not here.
+Each is one call of the registry API; the rules (transitions, the release gates,
+compare-and-swap on the generation, rollback targets) live in the store, not here.
+A gate's refusal is recorded there and reaches the user as one line, exit 4.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ expect_generation = click.option(
     type=click.IntRange(min=0),
     metavar="G",
     help="Refuse (exit 4, nothing changed) unless the model is at generation G.",
+)
+
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Break-glass: skip the release gates (needs --reason; recorded as forced).",
 )
 
 
@@ -149,7 +156,8 @@ def read_meta(path: str) -> dict[str, Any]:
     help="Staging, Production or Archived (any case).",
 )
 @expect_generation
-@click.option("--reason", help="Why; kept in the event log.")
+@click.option("--reason", help="Why; kept in the event log (required with --force).")
+@force_option
 @json_option
 @pass_state
 def promote(
@@ -159,11 +167,15 @@ def promote(
     stage: str,
     expect_generation: int | None,
     reason: str | None,
+    force: bool,
 ) -> None:
     """Move VERSION of NAME to a stage (default: Production).
 
-    Promoting to Production archives the version that served before, in the
-    same transaction.
+    Staging takes the release policy's metric rules; Production takes its gates
+    (replicas, health, canary, signature, approvals: see 'modelreg policy show').
+    A refusal changes nothing, is kept in 'modelreg history' and exits 4 listing
+    every unmet gate. Promoting to Production archives the version that served
+    before, in the same transaction.
     """
     from registry.cli.render import emit_json, print_pointer_change
     from registry.models import Stage
@@ -174,6 +186,7 @@ def promote(
         Stage.parse(stage),
         expected_generation=expect_generation,
         reason=reason,
+        force=force,
     )
     if state.json:
         emit_json(change)
@@ -188,20 +201,32 @@ def promote(
 )
 @click.option("--reason", required=True, help="Why; kept in the event log.")
 @expect_generation
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even if the target is not verified in every region (recorded as forced).",
+)
 @json_option
 @pass_state
 def rollback(
-    state: CliState, name: str, to: int | None, reason: str, expect_generation: int | None
+    state: CliState,
+    name: str,
+    to: int | None,
+    reason: str,
+    expect_generation: int | None,
+    force: bool,
 ) -> None:
     """Put back the previous Production version of NAME.
 
     Without --to: the most recent earlier Production version that was not itself
-    rolled back. The current Production version is archived.
+    rolled back. No canary or health gate, but the target must be verified in
+    every region of the policy (else exit 4, naming the regions). The current
+    Production version is archived; resolvers are told to switch at once.
     """
     from registry.cli.render import emit_json, print_pointer_change
 
     change = state.store().rollback(
-        name, to=to, expected_generation=expect_generation, reason=reason
+        name, to=to, expected_generation=expect_generation, reason=reason, force=force
     )
     if state.json:
         emit_json(change)
@@ -212,7 +237,11 @@ def rollback(
 @click.group()
 @json_option
 def alias() -> None:
-    """Named pointers to versions (champion, challenger, …)."""
+    """Named pointers to versions (champion, challenger, …).
+
+    Protected aliases (default: production, champion; see 'modelreg policy show')
+    move only through the promotion gate, or with --force and a reason.
+    """
 
 
 @alias.command("set")
@@ -220,7 +249,8 @@ def alias() -> None:
 @click.argument("alias_name", metavar="ALIAS")
 @click.argument("version", type=click.IntRange(min=1))
 @expect_generation
-@click.option("--reason", help="Why; kept in the event log.")
+@click.option("--reason", help="Why; kept in the event log (required with --force).")
+@force_option
 @json_option
 @pass_state
 def alias_set(
@@ -230,16 +260,22 @@ def alias_set(
     version: int,
     expect_generation: int | None,
     reason: str | None,
+    force: bool,
 ) -> None:
-    """Point ALIAS of model NAME at VERSION."""
-    _move_alias(state, name, alias_name, version, expect_generation, reason)
+    """Point ALIAS of model NAME at VERSION.
+
+    'production' is the Production stage: setting it is a promotion. A protected
+    alias passes the same gates (exit 4 and a recorded refusal otherwise).
+    """
+    _move_alias(state, name, alias_name, version, expect_generation, reason, force)
 
 
 @alias.command("delete")
 @click.argument("name")
 @click.argument("alias_name", metavar="ALIAS")
 @expect_generation
-@click.option("--reason", help="Why; kept in the event log.")
+@click.option("--reason", help="Why; kept in the event log (required with --force).")
+@force_option
 @json_option
 @pass_state
 def alias_delete(
@@ -248,9 +284,10 @@ def alias_delete(
     alias_name: str,
     expect_generation: int | None,
     reason: str | None,
+    force: bool,
 ) -> None:
-    """Remove ALIAS from model NAME."""
-    _move_alias(state, name, alias_name, None, expect_generation, reason)
+    """Remove ALIAS from model NAME (a protected alias only with --force)."""
+    _move_alias(state, name, alias_name, None, expect_generation, reason, force)
 
 
 def _move_alias(
@@ -260,11 +297,16 @@ def _move_alias(
     version: int | None,
     expect_generation: int | None,
     reason: str | None,
+    force: bool,
 ) -> None:
     from registry.cli.render import emit_json, print_pointer_change
 
     change = state.store().set_aliases(
-        name, {alias_name: version}, expected_generation=expect_generation, reason=reason
+        name,
+        {alias_name: version},
+        expected_generation=expect_generation,
+        reason=reason,
+        force=force,
     )
     if state.json:
         emit_json(change)

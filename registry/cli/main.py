@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.lifecycle:promote",
         "Move VERSION of NAME to a stage (default: Production).",
     ),
+    "approve": (
+        "registry.cli.approvals:approve",
+        "Approve VERSION of NAME for Production, as yourself ($MODELREG_USER).",
+    ),
     "rollback": (
         "registry.cli.lifecycle:rollback",
         "Put back the previous Production version of NAME.",
@@ -41,7 +45,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "history": (
         "registry.cli.views:history",
-        "The full stage and alias history of model NAME, oldest first.",
+        "Everything that happened to model NAME, oldest first.",
+    ),
+    "policy": (
+        "registry.cli.policy:policy",
+        "The release policy of a model: gates, metric rules, regions, approvals.",
+    ),
+    "release": (
+        "registry.cli.app_releases:release",
+        "App releases: the schema a release's code sends, and the models it uses.",
     ),
     "search": ("registry.cli.queries:search", "Versions matching a filter, newest first."),
     "lineage": ("registry.cli.queries:lineage", "What was trained on what."),

@@ -69,20 +69,83 @@ def versions_text(numbers: Iterable[int]) -> str:
 
 
 def describe_event(event: Event) -> str:
-    """One event in a few words: what moved, from where to where."""
+    """One event in a few words: what moved, from where to where.
+
+    A refusal reads ``REFUSED v3 -> Production (promotion gate): why; why``, a forced
+    change ends in ``FORCED (skipped replicas, health, …)``.
+    """
+    text = _what(event)
+    details = event.details
+    if details.forced:
+        skipped = ", ".join(details.skipped) or "gates"
+        text += f" FORCED (skipped {skipped})"
+    if details.invalidate:
+        text += " (invalidate now)"
+    return text
+
+
+def _what(event: Event) -> str:
     old, new = event.from_value or NONE, event.to_value or NONE
-    if event.kind == "model.created":
-        return "model created"
-    if event.kind == "version.registered":
-        return f"version {event.version} registered"
-    if event.kind == "stage":
-        return f"version {event.version}: {old} -> {new}"
-    if event.kind == "alias":
-        return f"alias {event.subject}: {old} -> {new}"
-    if event.kind == "rollback":
-        return f"rollback of Production: version {old} -> {new}"
+    version = f"v{event.version}" if event.version is not None else ""
+    match event.kind:
+        case "model.created":
+            return "model created"
+        case "version.registered":
+            return f"version {event.version} registered"
+        case "stage":
+            return f"version {event.version}: {old} -> {new}"
+        case "alias":
+            return f"alias {event.subject}: {old} -> {new}"
+        case "rollback":
+            return f"rollback of Production: version {old} -> {new}"
+        case "refused":
+            what = f"{version} -> {event.subject}" if version else f"{event.subject} removal"
+            gate = event.details.gate or "release"
+            reasons = "; ".join(event.details.reasons) or "no reason given"
+            return f"REFUSED {what} ({gate} gate): {reasons}"
+        case "policy":
+            if event.from_value is None:
+                return f"policy version {new} set"
+            return f"policy version {old} -> {new}"
+        case "approval":
+            return f"{version} approved"
+        case "binding":
+            if new.startswith("follow "):
+                return f"{event.subject} follows {event.model}@{new.removeprefix('follow ')}"
+            return f"{event.subject} pinned to {event.model} {new}"
     target = f"version {event.version} " if event.version is not None else ""
     return f"{target}{event.kind} changed"
+
+
+def who(event: Event) -> str:
+    """The actor, and the flow run behind the change when there was one:
+    ``root@vm via deployment rollback/on-call (run crafty-fox)``."""
+    origin = event.details.origin
+    if origin is None:
+        return event.actor
+    source = (
+        f"deployment {origin.deployment}"
+        if origin.deployment
+        else f"flow {origin.flow}"
+        if origin.flow
+        else "a flow run"
+    )
+    run = origin.run_name or origin.run_id
+    return f"{event.actor} via {source}" + (f" (run {run})" if run else "")
+
+
+def significant(number: float) -> str:
+    """A metric to 4 significant digits: 0.9123, 12.35, 1.235e+05."""
+    return f"{number:.4g}"
+
+
+def key_metrics_text(
+    metrics: dict[str, float], keys: Sequence[str], *, few: int = 3, name_width: int = 20
+) -> str:
+    """``auc=0.912, f1=0.79`` for the policy's key metrics (``keys``), or, when the
+    policy names none, the first ``few`` metrics by name; long names are cut short."""
+    chosen = [k for k in keys if k in metrics] if keys else sorted(metrics)[:few]
+    return ", ".join(f"{_cut(k, name_width)}={significant(metrics[k])}" for k in chosen) or NONE
 
 
 def print_pointer_change(change: PointerChange, *, nothing: str) -> None:
@@ -94,23 +157,70 @@ def print_pointer_change(change: PointerChange, *, nothing: str) -> None:
     click.echo(f"{change.name}: generation {change.generation}")
 
 
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str) -> None:
-    rows = [list(row) for row in rows]
-    if not rows:
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    empty: str,
+    width: int | None = None,
+    shrink: Sequence[str] = (),
+) -> None:
+    """A table, one line per row. With ``width``, it fits that many columns even when
+    piped: cells of the ``shrink`` columns (the first gives way first) end in ``…``."""
+    cells = [list(row) for row in rows]
+    if not cells:
         click.echo(empty)
         return
+    if width is not None:
+        cells = _fit(columns, cells, width, shrink)
     from rich import box
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
+    for row in cells:
         table.add_row(*row)
     console = _console()
     with console.capture() as captured:
         console.print(table)
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+_GAP = 3  # between two columns of a SIMPLE_HEAD table: padding, divider, padding
+
+
+def _fit(
+    columns: Sequence[str], rows: list[list[str]], width: int, shrink: Sequence[str]
+) -> list[list[str]]:
+    """Narrow the ``shrink`` columns until the table is ``width`` wide: first each of
+    them, in order, down to ``_NARROW`` characters, then down to its header."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    cuttable = [columns.index(c) for c in shrink if c in columns]
+    excess = sum(widths) + _GAP * (len(columns) - 1) - width
+    for narrow in (_NARROW, 0):
+        for i in cuttable:
+            floor = max(len(columns[i]), narrow)
+            cut = max(0, min(excess, widths[i] - floor))
+            widths[i] -= cut
+            excess -= cut
+    return [
+        [_cut(cell, widths[i]) if i in cuttable else cell for i, cell in enumerate(row)]
+        for row in rows
+    ]
+
+
+_NARROW = 12
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in ``limit`` characters: a list (``a, b, c``) loses whole items first."""
+    if len(text) <= limit:
+        return text
+    end = text.rfind(", ", 0, limit - 1)
+    if end >= limit // 2:
+        return text[:end] + ", …"
+    return text[: max(limit - 1, 0)] + "…"
 
 
 def print_section(title: str, lines: Sequence[tuple[str, str]], *, empty: str = NONE) -> None:

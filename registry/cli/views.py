@@ -9,6 +9,8 @@ import click
 
 from registry.cli.state import CliState, json_option, pass_state
 
+TABLE_WIDTH = 120  # ``versions`` fits a terminal this wide, piped or not
+
 if TYPE_CHECKING:
     from registry.models import Event
     from registry.store.base import RegistryStore
@@ -52,7 +54,7 @@ def models(state: CliState) -> None:
 
     Also each model's staging versions, aliases, generation and last change.
     """
-    from registry.cli.render import describe_event, emit_json, print_table, versions_text, when
+    from registry.cli.render import describe_event, emit_json, print_table, versions_text, when, who
 
     found = state.store().list_models()
     if state.json:
@@ -68,7 +70,7 @@ def models(state: CliState) -> None:
                 ", ".join(f"{alias}={v}" for alias, v in m.aliases.items()) or "-",
                 str(m.generation),
                 str(m.latest_version),
-                (f"{when(m.last_event.at)} {describe_event(m.last_event)} by {m.last_event.actor}")
+                (f"{when(m.last_event.at)} {describe_event(m.last_event)} by {who(m.last_event)}")
                 if m.last_event
                 else "-",
             ]
@@ -86,13 +88,20 @@ def models(state: CliState) -> None:
 @json_option
 @pass_state
 def versions(state: CliState, name: str, limit: int) -> None:
-    """Versions of model NAME, newest first."""
-    from registry.cli.render import emit_json, pairs, print_table, when
+    """Versions of model NAME, newest first.
 
-    found = state.store().list_versions(name, limit=limit)
+    The table fits 120 columns: it shows the release policy's key metrics (those
+    its staging rules name; else the first few by name) to 4 significant digits.
+    'modelreg show' and --json give every metric.
+    """
+    from registry.cli.render import emit_json, key_metrics_text, print_table, when
+
+    store = state.store()
+    found = store.list_versions(name, limit=limit)
     if state.json:
         emit_json(found)
         return
+    keys = store.get_policy(name).policy.key_metrics
     print_table(
         ["version", "stage", "aliases", "created", "by", "sha256", "metrics"],
         (
@@ -103,11 +112,13 @@ def versions(state: CliState, name: str, limit: int) -> None:
                 when(v.created_at),
                 v.created_by,
                 v.artifact.sha256[:12],
-                pairs(v.metrics),
+                key_metrics_text(v.metrics, keys),
             ]
             for v in found
         ),
         empty=f"model {name!r} has no versions",
+        width=TABLE_WIDTH,
+        shrink=("aliases", "by", "metrics"),
     )
 
 
@@ -142,7 +153,13 @@ def show(state: CliState, name: str, version: str) -> None:
 @json_option
 @pass_state
 def history(state: CliState, name: str, at: datetime | None) -> None:
-    """The full stage and alias history of model NAME, oldest first."""
+    """Everything that happened to model NAME, oldest first.
+
+    Stage and alias moves, rollbacks, refused changes (REFUSED, with every unmet
+    gate), forced ones (FORCED, with the gates skipped), policy changes, approvals
+    and app-release bindings; a change made by a flow run names the deployment
+    and run. --json carries each event's full details (and the run's URL).
+    """
     from registry.cli.render import emit_json
 
     store = state.store()
@@ -174,7 +191,10 @@ def history(state: CliState, name: str, at: datetime | None) -> None:
 @json_option
 @pass_state
 def events(state: CliState, since: int, limit: int, model: str | None) -> None:
-    """The change feed: events after sequence number SEQ, in order."""
+    """The change feed: events after sequence number SEQ, in order.
+
+    Rendered as in 'modelreg history'; --json carries each event's full details.
+    """
     from registry.cli.render import emit_json
 
     found = state.store().events(since=since, limit=limit, model=model)
@@ -185,7 +205,7 @@ def events(state: CliState, since: int, limit: int, model: str | None) -> None:
 
 
 def _print_events(found: list[Event], *, show_model: bool) -> None:
-    from registry.cli.render import describe_event, print_table, when
+    from registry.cli.render import describe_event, print_table, when, who
 
     columns = ["seq", "at", *(["model"] if show_model else []), "change", "by", "gen", "reason"]
     print_table(
@@ -196,7 +216,7 @@ def _print_events(found: list[Event], *, show_model: bool) -> None:
                 when(e.at),
                 *([e.model] if show_model else []),
                 describe_event(e),
-                e.actor,
+                who(e),
                 str(e.generation),
                 e.reason or "-",
             ]

@@ -1,4 +1,10 @@
-"""The harness the CLI tests share: run ``modelreg`` in-process against one registry."""
+"""The harness the CLI tests share: run ``modelreg`` in-process against one registry.
+
+Promotions to Production pass the release gates, so ``promote`` first records what a
+release pipeline would (verified replicas, health checks, a canary) through the
+Python API, as ``pipeline@test``: the CLI has no command that records health or
+canary results.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from release_facts import make_releasable
 
 from registry.cli.main import cli
+from registry.store.sql import SqlStore
 
 MODEL = "fraud-detector"
 
@@ -57,19 +65,21 @@ class Harness:
         }
         self.runner = CliRunner(env=self.env)
 
-    def run(self, *args: str, stdin: str | None = None) -> Result:
-        return self.runner.invoke(cli, ["--registry", self.url, *args], input=stdin)
+    def run(self, *args: str, stdin: str | None = None, user: str | None = None) -> Result:
+        """``modelreg --registry URL ARGS``, as ``user`` (``MODELREG_USER``) if given."""
+        env = {"MODELREG_USER": user} if user else None
+        return self.runner.invoke(cli, ["--registry", self.url, *args], input=stdin, env=env)
 
-    def json(self, *args: str) -> Any:
+    def json(self, *args: str, user: str | None = None) -> Any:
         """Run with ``--json``; the command must succeed and print nothing on stderr."""
-        result = self.run(*args, "--json")
+        result = self.run(*args, "--json", user=user)
         assert result.exit_code == 0, result.output
         assert result.stderr == ""
         return json.loads(result.stdout)
 
-    def fail(self, *args: str, code: int) -> str:
+    def fail(self, *args: str, code: int, user: str | None = None) -> str:
         """Run a command that must fail; return its one-line error message."""
-        result = self.run(*args)
+        result = self.run(*args, user=user)
         assert result.exit_code == code, result.output
         assert result.stdout == ""
         lines = result.stderr.splitlines()
@@ -98,9 +108,20 @@ class Harness:
         return int(version["version"])
 
     def promote(self, version: int, *, name: str = MODEL) -> None:
-        """Staging, then Production: the legal way up."""
+        """Staging, the gate facts, then Production: the legal way up."""
         self.json("promote", name, str(version), "--stage", "Staging")
+        self.make_releasable(version, name=name)
         self.json("promote", name, str(version), "--stage", "Production")
+
+    def make_releasable(self, version: int, *, name: str = MODEL) -> None:
+        """Record what the default policy's promotion gate asks of ``version``
+        (replicas, health, a canary against the current Production version)."""
+        with self.store() as store:
+            make_releasable(store, name, version)
+
+    def store(self, actor: str = "pipeline@test") -> SqlStore:
+        """The same registry through the Python API (close it: ``with reg.store() as s``)."""
+        return SqlStore(self.url, actor=actor)
 
     def snapshot(self) -> tuple[Any, Any]:
         """Everything a failed command must leave as it was: models and the event log."""

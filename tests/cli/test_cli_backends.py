@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cli_harness import MODEL, Harness
@@ -68,6 +69,7 @@ def test_stale_generation_is_refused_and_changes_nothing(reg: Harness) -> None:
 def test_promote_with_the_current_generation_bumps_it_by_one(reg: Harness) -> None:
     reg.register()
     reg.json("promote", MODEL, "1", "--stage", "Staging")
+    reg.make_releasable(1)
     generation = reg.json("models")[0]["generation"]
     change = reg.json(
         "promote", MODEL, "1", "--expect-generation", str(generation), "--reason", "ship"
@@ -100,3 +102,23 @@ def test_events_feed_follows_every_change_in_order(reg: Harness) -> None:
         "alias",
     ]
     assert reg.json("events", "--since", str(events[2]["seq"])) == events[3:]
+
+
+def test_a_refusal_is_history_and_the_break_glass_is_marked(reg: Harness) -> None:
+    reg.register()
+    reg.json("promote", MODEL, "1", "--stage", "Staging")
+    message = reg.fail("promote", MODEL, "1", code=4)
+    assert "no canary result" in message
+    reg.json("promote", MODEL, "1", "--force", "--reason", "incident 7")
+    kinds = [(e["kind"], e["details"]["forced"]) for e in reg.json("history", MODEL)[-2:]]
+    assert kinds == [("refused", False), ("stage", True)]
+
+
+def test_a_binding_with_skew_is_refused(reg: Harness, tmp_path: Path) -> None:
+    reg.register()
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"features": [{"name": "amount", "dtype": "float64"}]}')
+    reg.json("release", "create", "fraud-service", "2.0.0", "--schema", str(schema))
+    args = ["release", "bind", "fraud-service", "2.0.0", "--model", MODEL, "--version", "1"]
+    assert "missing merchant_category" in reg.fail(*args, code=4)
+    assert reg.json("history", MODEL)[-1]["details"]["gate"] == "binding"

@@ -11,6 +11,7 @@ import pytest
 from cli_harness import BASE_META, MODEL, Harness
 
 USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE = 2, 3, 4, 5
+APP = "fraud-service"
 
 # "{artifact}" and "{meta}" become fresh files; ``meta`` is the text of the
 # metadata file (default: a valid one).
@@ -116,7 +117,7 @@ BAD_INPUTS = [
         CONFLICT,
         "generation",
     ),
-    case("alias named like a stage", ["alias", "set", MODEL, "production", "1"], USAGE, "reserved"),
+    case("alias named like a stage", ["alias", "set", MODEL, "staging", "1"], USAGE, "reserved"),
     case("alias with capitals", ["alias", "set", MODEL, "Champion", "1"], USAGE, "invalid alias"),
     case("alias on an unknown version", ["alias", "set", MODEL, "champion", "99"], NOT_FOUND, "99"),
     case(
@@ -131,6 +132,33 @@ BAD_INPUTS = [
         CONFLICT,
         "generation",
     ),
+    case("force without a reason", ["promote", MODEL, "3", "--force"], USAGE, "reason"),
+    case(
+        "forced alias without a reason",
+        ["alias", "set", MODEL, "champion", "2", "--force"],
+        USAGE,
+        "reason",
+    ),
+    case("delete the production alias", ["alias", "delete", MODEL, "production"], USAGE, "stage"),
+    case("approve an unknown version", ["approve", MODEL, "99", "--reason", "x"], NOT_FOUND, "99"),
+    case("approve without a reason", ["approve", MODEL, "3"], USAGE, "--reason"),
+    case("policy of an unknown model", ["policy", "show", "spam"], NOT_FOUND, "spam"),
+    case("policy without --file", ["policy", "set", MODEL, "--reason", "x"], USAGE, "--file"),
+    case("an unknown app release", ["release", "show", APP, "1.0.0"], NOT_FOUND, "1.0.0"),
+    case("an invalid app name", ["release", "list", "Fraud_Service"], USAGE, "invalid app name"),
+    case(
+        "an invalid release name",
+        ["release", "show", APP, "1.0.0 beta"],
+        USAGE,
+        "invalid release",
+    ),
+    case(
+        "bind to an unknown release",
+        ["release", "bind", APP, "9.9", "--model", MODEL, "--version", "2"],
+        NOT_FOUND,
+        "9.9",
+    ),
+    case("release without --schema", ["release", "create", APP, "1.0.0"], USAGE, "--schema"),
     case("show an unknown version", ["show", MODEL, "99"], NOT_FOUND, "99"),
     case("show an unknown alias", ["show", MODEL, "champion"], NOT_FOUND, "champion"),
     case("show an unknown model", ["show", "spam", "1"], NOT_FOUND, "spam"),

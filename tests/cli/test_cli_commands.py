@@ -144,8 +144,8 @@ def test_show_resolves_the_production_stage(reg: Harness) -> None:
 def test_show_resolves_an_alias_and_latest(reg: Harness) -> None:
     reg.register()
     reg.register()
-    reg.json("alias", "set", MODEL, "champion", "1")
-    assert reg.json("show", MODEL, "champion")["version"] == 1
+    reg.json("alias", "set", MODEL, "challenger", "1")
+    assert reg.json("show", MODEL, "challenger")["version"] == 1
     assert reg.json("show", MODEL, "latest")["version"] == 2
 
 
@@ -163,6 +163,7 @@ def test_promote_defaults_to_production_and_archives_the_previous_one(reg: Harne
     reg.register()
     reg.promote(1)
     reg.json("promote", MODEL, "2", "--stage", "Staging")
+    reg.make_releasable(2)
     change = reg.json("promote", MODEL, "2")
     moves = [(e["version"], e["from_value"], e["to_value"]) for e in change["events"]]
     assert moves == [(1, "Production", "Archived"), (2, "Staging", "Production")]
@@ -204,24 +205,24 @@ def test_rollback_to_a_named_version_that_once_served(reg: Harness) -> None:
 
 def test_alias_set_points_the_alias_at_the_version(reg: Harness) -> None:
     reg.register()
-    change = reg.json("alias", "set", MODEL, "champion", "1", "--reason", "best so far")
+    change = reg.json("alias", "set", MODEL, "challenger", "1", "--reason", "best so far")
     (event,) = change["events"]
-    assert (event["subject"], event["from_value"], event["to_value"]) == ("champion", None, "1")
-    assert reg.json("show", MODEL, "1")["aliases"] == ["champion"]
+    assert (event["subject"], event["from_value"], event["to_value"]) == ("challenger", None, "1")
+    assert reg.json("show", MODEL, "1")["aliases"] == ["challenger"]
 
 
 def test_alias_set_moves_an_existing_alias(reg: Harness) -> None:
     reg.register()
     reg.register()
-    reg.json("alias", "set", MODEL, "champion", "1")
-    reg.json("alias", "set", MODEL, "champion", "2")
-    assert reg.json("models")[0]["aliases"] == {"champion": 2}
+    reg.json("alias", "set", MODEL, "challenger", "1")
+    reg.json("alias", "set", MODEL, "challenger", "2")
+    assert reg.json("models")[0]["aliases"] == {"challenger": 2}
 
 
 def test_alias_delete_removes_the_alias(reg: Harness) -> None:
     reg.register()
-    reg.json("alias", "set", MODEL, "champion", "1")
-    change = reg.json("alias", "delete", MODEL, "champion")
+    reg.json("alias", "set", MODEL, "challenger", "1")
+    change = reg.json("alias", "delete", MODEL, "challenger")
     assert change["events"][0]["to_value"] is None
     assert reg.json("models")[0]["aliases"] == {}
 
@@ -362,7 +363,7 @@ def test_json_is_accepted_as_a_global_option(reg: Harness) -> None:
 
 def test_json_is_accepted_on_a_subcommand_group(reg: Harness) -> None:
     reg.register()
-    result = reg.run("alias", "--json", "set", MODEL, "champion", "1")
+    result = reg.run("alias", "--json", "set", MODEL, "challenger", "1")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["generation"] == 1
 
@@ -378,3 +379,37 @@ def test_registry_url_comes_from_the_environment_without_the_option(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["registry"] == url
+
+
+def test_event_json_carries_every_detail(reg: Harness) -> None:
+    reg.register()
+    (event,) = reg.json("promote", MODEL, "1", "--stage", "Staging")["events"]
+    assert event["details"] == {
+        "forced": False,
+        "skipped": [],
+        "reasons": [],
+        "gate": None,
+        "invalidate": False,
+        "origin": None,
+    }
+    assert reg.json("history", MODEL)[-1] == event
+
+
+def test_policy_json_shape(reg: Harness) -> None:
+    reg.register()
+    shown = reg.json("policy", "show", MODEL)
+    assert set(shown) == {
+        "model", "version", "default", "actor", "reason", "created_at", "policy", "key_metrics",
+    }  # fmt: skip
+    assert set(shown["policy"]) == {
+        "required", "staging", "regions", "protected_aliases", "canary", "approvals",
+    }  # fmt: skip
+
+
+def test_approve_json_shape(reg: Harness) -> None:
+    reg.register()
+    approved = reg.json("approve", MODEL, "1", "--reason", "ok", user="alice@test")
+    assert set(approved) == {"name", "version", "approval", "approvers", "required"}
+    assert set(approved["approval"]) == {
+        "kind", "region", "passed", "evidence", "recorded_at", "recorded_by",
+    }  # fmt: skip

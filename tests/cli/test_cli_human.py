@@ -33,11 +33,11 @@ def test_models_table_shows_what_serves_now(reg: Harness) -> None:
     reg.register()
     reg.register()
     reg.promote(1)
-    reg.json("alias", "set", MODEL, "champion", "2")
+    reg.json("alias", "set", MODEL, "challenger", "2")
     row = _row(_out(reg, "models"), MODEL)
-    assert row[1:6] == ["1", "-", "champion=2", "3", "2"]
+    assert row[1:6] == ["1", "-", "challenger=2", "3", "2"]
     assert UTC_SECOND.search(row[6])
-    assert "alias champion" in row[6]
+    assert "alias challenger" in row[6]
 
 
 def test_versions_table_has_one_row_per_version_with_utc_times(reg: Harness) -> None:
@@ -50,7 +50,8 @@ def test_versions_table_has_one_row_per_version_with_utc_times(reg: Harness) -> 
 
 def test_tables_are_not_wrapped_when_piped(reg: Harness) -> None:
     reg.register(changes={"metrics": {f"metric_{i}": 0.5 for i in range(20)}})
-    (row,) = [line for line in _out(reg, "versions", MODEL).splitlines() if "metric_0" in line]
+    out = _out(reg, "search", f"name = '{MODEL}'")
+    (row,) = [line for line in out.splitlines() if "metric_0" in line]
     assert "metric_19=0.5" in row
 
 
@@ -152,3 +153,37 @@ def test_init_prints_where_the_registry_and_artifacts_are(reg: Harness) -> None:
     out = _out(reg, "init")
     assert f"registry:  {reg.url}" in out
     assert "artifacts: " in out
+
+
+def test_versions_fits_120_columns_with_long_metric_names_and_many_metrics(reg: Harness) -> None:
+    metrics = {f"holdout_{i:02d}_precision_at_recall_ninety_five": 0.123456789 for i in range(40)}
+    for _ in range(3):
+        reg.register(changes={"metrics": metrics, "tags": {}})
+    reg.json("alias", "set", MODEL, "challenger-with-a-long-name", "3")
+    long_user = "someone-with-a-long-name@build-agent-07.example.internal"
+    result = reg.run("register", MODEL, "--artifact", reg.artifact(), "--meta",
+                     reg.meta({"metrics": metrics}), user=long_user)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = _out(reg, "versions", MODEL)
+    lines = out.splitlines()
+    assert len(lines) == 2 + 4  # header, rule, one line per version
+    assert max(len(line) for line in lines) <= 120, out
+    assert "0.1235" in _row(out, "1")[-1]  # 4 significant digits
+    assert "holdout_02" not in out  # a few metrics, not all 40
+    assert len(reg.json("versions", MODEL)[0]["metrics"]) == 40  # --json keeps every one
+    assert "holdout_39_precision_at_recall_ninety_five  0.123456789" in _out(
+        reg, "show", MODEL, "1"
+    )
+
+
+def test_versions_shows_the_key_metrics_of_the_policy(reg: Harness) -> None:
+    reg.register(changes={"metrics": {"auc": 0.91234, "f1": 0.79, "latency_p99_ms": 3.14159}})
+    policy = reg.tmp_path / "policy.yaml"
+    policy.write_text("staging: ['latency_p99_ms <= 25', 'auc >= production.auc - 0.01']\n")
+    reg.json("policy", "set", MODEL, "--file", str(policy), "--reason", "rules")
+    assert _row(_out(reg, "versions", MODEL), "1")[-1] == "latency_p99_ms=3.142, auc=0.9123"
+
+
+def test_versions_without_key_metrics_shows_the_first_few_by_name(reg: Harness) -> None:
+    reg.register(changes={"metrics": {"recall": 0.5, "auc": 0.9, "f1": 0.79, "brier": 0.1}})
+    assert _row(_out(reg, "versions", MODEL), "1")[-1] == "auc=0.9, brier=0.1, f1=0.79"

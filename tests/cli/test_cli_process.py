@@ -36,6 +36,29 @@ def _run(
     )
 
 
+def test_a_refused_promotion_exits_4_with_one_line_listing_every_unmet_gate(
+    reg: Harness,
+) -> None:
+    reg.register()
+    staged = _run(["promote", MODEL, "1", "--stage", "Staging", "--reason", "s"], reg)
+    assert staged.returncode == 0, staged.stderr
+
+    result = _run(["promote", MODEL, "1", "--stage", "Production", "--reason", "p"], reg)
+
+    assert result.returncode == 4
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: promotion gate refused {MODEL} v1 to Production: ")
+    for gate in ("replica not verified", "no health check", "no canary result"):
+        assert gate in result.stderr
+    forced = _run(["promote", MODEL, "1", "--force", "--reason", "incident"], reg)
+    assert forced.returncode == 0, forced.stderr
+    assert "FORCED" in forced.stdout
+    history = _run(["history", MODEL], reg).stdout
+    assert "REFUSED v1 -> Production (promotion gate)" in history
+    assert "Staging -> Production FORCED" in history
+
+
 @pytest.fixture
 def served(reg: Harness) -> Harness:
     """Two versions: the first served in Production, the second serves now."""
@@ -105,6 +128,9 @@ def test_installed_script_error_is_one_line_without_traceback(served: Harness) -
         pytest.param(["lineage", "impact", "--dataset", "transactions"], id="lineage"),
         pytest.param(["history", MODEL, "--at", "2026-01-01"], id="history"),
         pytest.param(["rollback", MODEL, "--reason", "test"], id="rollback"),
+        pytest.param(["versions", MODEL], id="versions"),
+        pytest.param(["policy", "show", MODEL], id="policy"),
+        pytest.param(["release", "list"], id="release"),
         pytest.param(
             ["register", MODEL, "--artifact", "{artifact}", "--meta", "{meta}"], id="register"
         ),
