@@ -121,10 +121,8 @@ def release_bind(
     take the release's schema.
     """
     from registry.cli.render import emit_json
-    from registry.errors import InvalidInput
 
-    if (version is None) == (follow is None):
-        raise InvalidInput("bind either a version (--version V) or a pointer (--follow P)")
+    # The store says, once, that exactly one of --version and --follow is needed.
     bound = state.store().bind_app_release(
         app, release_name, model, version=version, follow=follow, reason=reason, force=force
     )
