@@ -122,7 +122,7 @@ def staging(policy: ReleasePolicy, facts: StagingFacts) -> Decision[StagingFacts
         reasons.append(f"version {facts.version} is in {facts.stage.value}, not None")
     for rule in policy.staging:
         problem = _rule_problem(rule, facts)
-        if problem is not None:
+        if problem is not None and problem not in reasons:  # a missing metric once
             reasons.append(problem)
     return Decision.of(reasons, facts)
 

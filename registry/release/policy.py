@@ -26,7 +26,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from registry.errors import InvalidInput
 from registry.models import ALIAS_RE, KEY_RE, validation_message
@@ -53,12 +60,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A metric name; inside ``production.NAME`` a '-' that starts a number ends the name, so
+# ``production.auc-0.01`` is the metric auc minus 0.01 (not a metric named "auc-0.01").
+_NAME = r"[A-Za-z_](?:[A-Za-z0-9_.]|-(?![\d.]))*"
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RULE_RE = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.\-]*)\s*(?P<op>>=|<=)\s*"
-    r"(?:(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"|production\.(?P<baseline>[A-Za-z_][A-Za-z0-9_.\-]*)"
-    r"(?:\s*(?P<sign>[-+])\s*(?P<offset>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?)\s*$"
+    rf"^\s*(?P<metric>{_NAME})\s*(?P<op>>=|<=)\s*"
+    rf"(?:(?P<number>[-+]?{_NUMBER})"
+    rf"|production\.(?P<baseline>{_NAME})(?:\s*(?P<sign>[-+])\s*(?P<offset>{_NUMBER}))?)\s*$"
 )
+
+
+def _number(value: float) -> str:
+    """Every digit of ``value`` (``repr``), without a trailing ``.0``."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 class MetricRule(_Frozen):
@@ -98,13 +114,31 @@ class MetricRule(_Frozen):
             offset=-offset if match["sign"] == "-" else offset,
         )
 
+    @model_validator(mode="after")
+    def _well_formed(self) -> MetricRule:
+        # Rules built in code (or read from a stored document) obey what ``parse`` checks.
+        if self.op not in (">=", "<="):
+            raise ValueError(f"a metric rule compares with >= or <=, not {self.op!r}")
+        for name in (self.metric, self.baseline):
+            if name is not None and not KEY_RE.fullmatch(name):
+                raise ValueError(f"invalid metric name {name!r} in a rule")
+        if (self.threshold is None) == (self.baseline is None):
+            raise ValueError("a metric rule needs either a number or production.METRIC")
+        for number in (self.threshold, self.offset):
+            if number is not None and not math.isfinite(number):
+                raise ValueError("a metric rule needs finite numbers")
+        return self
+
     def __str__(self) -> str:
         if self.baseline is None:
-            return f"{self.metric} {self.op} {self.threshold:g}"
+            assert self.threshold is not None
+            return f"{self.metric} {self.op} {_number(self.threshold)}"
         if self.offset == 0:
             return f"{self.metric} {self.op} production.{self.baseline}"
         sign = "-" if self.offset < 0 else "+"
-        return f"{self.metric} {self.op} production.{self.baseline} {sign} {abs(self.offset):g}"
+        return (
+            f"{self.metric} {self.op} production.{self.baseline} {sign} {_number(abs(self.offset))}"
+        )
 
 
 class CanaryParams(_Frozen):
@@ -141,7 +175,7 @@ class ReleasePolicy(_Frozen):
             raise ValueError("required must be a list of gates")
         known = ", ".join(g.value for g in Gate)
         for item in value:
-            if item not in {g.value for g in Gate}:
+            if not isinstance(item, str) or item not in {g.value for g in Gate}:
                 raise ValueError(f"unknown gate {item!r}; the gates are {known}")
         if len(set(value)) != len(value):
             raise ValueError("required names a gate twice")
@@ -154,6 +188,9 @@ class ReleasePolicy(_Frozen):
             raise ValueError("staging must be a list of rules like 'auc >= 0.75'")
         if len(value) > MAX_RULES:
             raise ValueError(f"at most {MAX_RULES} staging rules")
+        for rule in value:
+            if not isinstance(rule, str | MetricRule):
+                raise ValueError(f"a staging rule is a string like 'auc >= 0.75', got {rule!r}")
         return [MetricRule.parse(v) if isinstance(v, str) else v for v in value]
 
     @field_validator("regions", mode="before")
@@ -220,8 +257,16 @@ class ReleasePolicy(_Frozen):
     @classmethod
     def from_text(cls, text: str, *, source: str = "policy") -> ReleasePolicy:
         """Read a YAML (or JSON) policy file's text."""
+        import json
+
         import yaml
 
+        if text.lstrip().startswith("{"):
+            # JSON is YAML, except that YAML refuses tab indentation: read JSON as JSON.
+            try:
+                return cls.parse(json.loads(text), source=source)
+            except json.JSONDecodeError:
+                pass  # not JSON after all: YAML's error below says what is wrong
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

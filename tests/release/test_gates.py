@@ -501,12 +501,6 @@ def test_a_relative_rule_still_needs_the_candidates_metric() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: gates._rule_problem repeats 'candidate has no finite auc metric' once per "
-    "rule naming auc (pipeline.evaluation.staging_gate said it once)",
-)
 def test_a_missing_metric_is_one_reason_however_many_rules_name_it() -> None:
     policy = _rules("auc >= 0.75", "auc >= production.auc - 0.01")
 

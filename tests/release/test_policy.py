@@ -96,13 +96,6 @@ def test_a_metric_rule_is_read(text: str, rule: MetricRule) -> None:
     assert MetricRule.parse(text) == rule
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: _RULE_RE lets a production metric name contain '-', so "
-    "'production.auc-0.01' reads as production's metric 'auc-0.01' with no offset, "
-    "and the gate then skips the rule as a metric Production never measured",
-)
 @pytest.mark.parametrize("text", ["auc >= production.auc-0.01", "auc>=production.auc-0.01"])
 def test_a_relative_rule_without_spaces_keeps_its_offset(text: str) -> None:
     assert MetricRule.parse(text) == _relative("auc", ">=", "auc", -0.01)
@@ -152,13 +145,6 @@ def test_a_rule_that_is_not_a_string_is_refused(value: Any) -> None:
     _refusal({"staging": [value]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # DID NOT RAISE
-    reason="bug: ReleasePolicy._rules passes a mapping straight to MetricRule, whose op, "
-    "threshold and baseline are unchecked; {op: '=='} always passes and a rule with "
-    "neither threshold nor baseline trips an assert in gates._rule_problem",
-)
 @pytest.mark.parametrize(
     "rule",
     [
@@ -205,12 +191,6 @@ def test_a_json_policy_file_is_read(indent: int | None) -> None:
     assert ReleasePolicy.from_text(text) == EXAMPLE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInput,
-    reason="bug: from_text reads JSON through yaml.safe_load, which refuses the tab "
-    "indentation many JSON writers emit",
-)
 def test_a_tab_indented_json_policy_file_is_read() -> None:
     text = json.dumps(yaml.safe_load(EXAMPLE_YAML), indent="\t")
 
@@ -303,12 +283,6 @@ def test_an_invalid_policy_is_refused_in_one_line(data: dict[str, Any], words: s
     assert words in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: ReleasePolicy._gates tests membership in a set, so an unhashable item "
-    "raises TypeError, which pydantic does not turn into a validation error",
-)
 @pytest.mark.parametrize("item", [["replicas"], {"gate": "replicas"}], ids=["list", "mapping"])
 def test_a_gate_that_is_not_a_name_is_refused(item: Any) -> None:
     _refusal({"required": ["canary", item]})
@@ -397,12 +371,6 @@ def test_a_policy_document_reads_back_to_the_same_policy(policy: ReleasePolicy) 
     assert ReleasePolicy.from_text(yaml.safe_dump(document)) == policy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: MetricRule.__str__ formats numbers with :g (six significant digits), so "
-    "to_document, which the store persists, rounds thresholds and offsets",
-)
 @pytest.mark.parametrize(
     "text",
     ["auc >= 0.7555555", "rows >= 1234567", "auc >= production.auc - 0.0012345678"],

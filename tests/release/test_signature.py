@@ -154,7 +154,8 @@ def test_the_report_names_each_kind_of_skew() -> None:
     assert report.target is None
     assert report.preprocessing == ("fe-2.3", "fe-2.4")
     assert report.summary() == (
-        "missing merchant_category (needed by the model, not sent); extra geo_lat (sent, unknown to the model); retyped amount (float64 -> float32); "
+        "missing merchant_category (needed by the model, not sent); "
+        "extra geo_lat (sent, unknown to the model); retyped amount (float64 -> float32); "
         "preprocessing fe-2.3 -> fe-2.4"
     )
     assert report.lines() == compatibility_problems(MODEL, serving)
