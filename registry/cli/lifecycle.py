@@ -173,7 +173,7 @@ def promote(
 
     Staging takes the release policy's metric rules; Production takes its gates
     (replicas, health, canary, signature, approvals: see 'modelreg policy show').
-    A refusal changes nothing, is kept in 'modelreg history' and exits 4 listing
+    A refusal moves nothing, is recorded in 'modelreg history' and exits 4 listing
     every unmet gate. Promoting to Production archives the version that served
     before, in the same transaction.
     """
