@@ -38,7 +38,7 @@ def approve(state: CliState, name: str, version: int, reason: str) -> None:
         )
     )
     required = store.get_policy(name).policy.approvals.required
-    after_approval(state, name, version)
+    resumed = after_approval(state, name, version, reason)
     if state.json:
         emit_json(
             {
@@ -47,6 +47,7 @@ def approve(state: CliState, name: str, version: int, reason: str) -> None:
                 "approval": approval,
                 "approvers": approvers,
                 "required": required,
+                "resumed_run": resumed,
             }
         )
         return
@@ -55,13 +56,40 @@ def approve(state: CliState, name: str, version: int, reason: str) -> None:
         f"{name}: v{version} approved by {approval.recorded_by} "
         f"(approvals: {needed}; {', '.join(approvers)})"
     )
+    if resumed is not None:
+        click.echo(f"resumed the release run waiting for it ({resumed})")
 
 
-def after_approval(state: CliState, name: str, version: int) -> None:
-    """What happens once an approval is recorded, beyond the record itself.
+def after_approval(state: CliState, name: str, version: int, reason: str) -> str | None:
+    """Resume the release run that waits for this approval, if one does; its name or id.
 
-    Nothing yet. The hook for resuming a retrain or promote flow run that waits
-    for this approval (Prefect's wait-for-input); whoever fills it in keeps the
-    Prefect import inside this function, so the CLI stays light.
+    A waiting run logged an ``approval requested`` event with itself as the origin.
+    The approval is already recorded (the registry, not the resume, is what the run's
+    gate counts), so a run that cannot be resumed from here (no Prefect installed, its
+    API unreachable, the run no longer paused) still finds it when it wakes. Prefect
+    is imported only when a run waits.
     """
-    return None
+    store = state.store()
+    waiting = [
+        e
+        for e in store.history(name)
+        if e.kind == "approval" and e.subject == "requested" and e.version == version
+    ]
+    origin = waiting[-1].details.origin if waiting else None
+    if origin is None or origin.run_id is None:
+        return None
+    try:
+        from uuid import UUID
+
+        from prefect.flow_runs import resume_flow_run
+    except ImportError:
+        return None
+    actor = store.actor
+    try:
+        resume_flow_run(UUID(origin.run_id), run_input={"approver": actor, "reason": reason})
+    except Exception as exc:  # the run's Prefect API is not ours to fail on
+        click.echo(
+            f"note: could not resume run {origin.run_name or origin.run_id}: {exc}", err=True
+        )
+        return None
+    return origin.run_name or origin.run_id

@@ -200,8 +200,9 @@ def test_approve_needs_a_reason(with_policy: Harness) -> None:
     assert "--reason" in with_policy.fail("approve", MODEL, "1", code=2, user="alice@test")
 
 
-def test_after_approval_is_a_hook_that_does_nothing_yet() -> None:
-    from registry.cli.approvals import after_approval
-    from registry.cli.state import CliState
+def test_an_approval_with_no_run_waiting_resumes_nothing(with_policy: Harness) -> None:
+    with_policy.json("promote", MODEL, "1", "--stage", "Staging")
 
-    assert after_approval(CliState(), MODEL, 1) is None
+    approved = with_policy.json("approve", MODEL, "1", "--reason", "ok", user="alice@test")
+
+    assert approved["resumed_run"] is None
