@@ -315,14 +315,16 @@ class Origin(_Output):
     url: str | None = None  # the run in the Prefect UI
 
     def describe(self) -> str:
-        parts = []
-        if self.deployment:
-            parts.append(f"deployment {self.deployment}")
-        elif self.flow:
-            parts.append(f"flow {self.flow}")
-        if self.run_name or self.run_id:
-            parts.append(f"run {self.run_name or self.run_id}")
-        return ", ".join(parts) or "automation"
+        """``deployment rollback/on-call (run crafty-fox)``: what history shows after "via"."""
+        source = (
+            f"deployment {self.deployment}"
+            if self.deployment
+            else f"flow {self.flow}"
+            if self.flow
+            else "a flow run"
+        )
+        run = self.run_name or self.run_id
+        return source + (f" (run {run})" if run else "")
 
 
 class EventDetails(_Output):

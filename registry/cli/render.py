@@ -121,17 +121,7 @@ def who(event: Event) -> str:
     """The actor, and the flow run behind the change when there was one:
     ``root@vm via deployment rollback/on-call (run crafty-fox)``."""
     origin = event.details.origin
-    if origin is None:
-        return event.actor
-    source = (
-        f"deployment {origin.deployment}"
-        if origin.deployment
-        else f"flow {origin.flow}"
-        if origin.flow
-        else "a flow run"
-    )
-    run = origin.run_name or origin.run_id
-    return f"{event.actor} via {source}" + (f" (run {run})" if run else "")
+    return event.actor if origin is None else f"{event.actor} via {origin.describe()}"
 
 
 def significant(number: float) -> str:
