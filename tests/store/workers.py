@@ -11,7 +11,7 @@ import traceback
 import uuid
 from typing import Any
 
-from registry.errors import Conflict
+from registry.errors import Conflict, GateRefused
 from registry.models import Stage, VersionCreate
 from registry.store.sql import SqlStore
 
@@ -106,6 +106,26 @@ def flip(
     except Exception as exc:
         outcomes.append(("error", describe(exc)))
     return outcomes
+
+
+def promote_once(
+    url: str, name: str, version: int, expected_generation: int | None, start_at: float
+) -> tuple[str, Any]:
+    """Promote one staged version through the gates; report ``("ok", generation)``,
+    ``("conflict", text)``, ``("refused", reasons)`` or ``("error", text)``."""
+    try:
+        with SqlStore(url, actor=f"promoter-{version}") as store:
+            wait_until(start_at)
+            change = store.promote(
+                name, version, expected_generation=expected_generation, reason="race"
+            )
+        return ("ok", change.generation)
+    except Conflict as exc:
+        return ("conflict", str(exc))
+    except GateRefused as exc:
+        return ("refused", list(exc.reasons))
+    except Exception as exc:
+        return ("error", describe(exc))
 
 
 def warm(start_at: float) -> float:
