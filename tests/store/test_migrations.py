@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -379,36 +380,38 @@ def _raw_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class Upgraded:
+    url: str
+    before: dict[str, list[tuple[Any, ...]]]  # the raw rows at 0003
+    store: SqlStore  # opened on it, so upgraded to head
+
+
 @pytest.fixture
-def upgraded(at_0003: str) -> Iterator[tuple[str, dict[str, list[tuple[Any, ...]]]]]:
-    """The 0003 database filled with OLD_ROWS, its raw rows before the upgrade, and a
-    store opened on it (which upgrades it to head)."""
+def upgraded(at_0003: str) -> Iterator[Upgraded]:
+    """The 0003 database filled with OLD_ROWS, then opened by the store."""
     _insert_old_rows(at_0003)
     before = _raw_rows(at_0003)
     assert _revision(at_0003) == "0003"
     with SqlStore(at_0003, actor="tester") as store:
-        yield at_0003, before, store
+        yield Upgraded(at_0003, before, store)
 
 
-def test_upgrading_from_0003_reaches_head(upgraded: Any) -> None:
-    url, _before, _store = upgraded
-
-    assert _revision(url) == _alembic_head()
+def test_upgrading_from_0003_reaches_head(upgraded: Upgraded) -> None:
+    assert _revision(upgraded.url) == _alembic_head()
 
 
-def test_every_0003_row_survives_the_upgrade_unchanged(upgraded: Any) -> None:
-    url, before, _store = upgraded
-
-    after = _raw_rows(url)
+def test_every_0003_row_survives_the_upgrade_unchanged(upgraded: Upgraded) -> None:
+    after = _raw_rows(upgraded.url)
 
     assert {t: len(rows) for t, rows in after.items()} == {
         t: len(rows) for t, rows in OLD_ROWS.items()
     }
-    assert after == before
+    assert after == upgraded.before
 
 
-def test_old_events_read_back_with_empty_details(upgraded: Any) -> None:
-    _url, _before, store = upgraded
+def test_old_events_read_back_with_empty_details(upgraded: Upgraded) -> None:
+    store = upgraded.store
 
     history = store.history("fraud")
 
@@ -420,8 +423,8 @@ def test_old_events_read_back_with_empty_details(upgraded: Any) -> None:
     assert all(e.details.empty for e in history)
 
 
-def test_old_versions_read_back_as_registered(upgraded: Any) -> None:
-    _url, _before, store = upgraded
+def test_old_versions_read_back_as_registered(upgraded: Upgraded) -> None:
+    store = upgraded.store
 
     v2 = store.get_version("fraud", 2)
 
@@ -444,8 +447,8 @@ def test_old_versions_read_back_as_registered(upgraded: Any) -> None:
     )
 
 
-def test_old_replicas_and_checks_read_back(upgraded: Any) -> None:
-    _url, _before, store = upgraded
+def test_old_replicas_and_checks_read_back(upgraded: Upgraded) -> None:
+    store = upgraded.store
 
     replicas = {r.region: (r.state, r.sha256, r.error) for r in store.replicas("fraud", 2)}
     checks = [(c.kind, c.region, c.passed, c.evidence) for c in store.checks("fraud", 2)]
@@ -460,16 +463,16 @@ def test_old_replicas_and_checks_read_back(upgraded: Any) -> None:
     ]
 
 
-def test_old_rows_are_searchable_and_keep_their_lineage(upgraded: Any) -> None:
-    _url, _before, store = upgraded
+def test_old_rows_are_searchable_and_keep_their_lineage(upgraded: Upgraded) -> None:
+    store = upgraded.store
 
     assert [v.version for v in store.search("metrics.auc > 0.92")] == [2]
     hits = store.lineage_impact(dataset="transactions@2026-10")
     assert sorted((h.version, h.in_production) for h in hits) == [(1, False), (2, True)]
 
 
-def test_an_upgraded_registry_carries_on(upgraded: Any) -> None:
-    _url, _before, store = upgraded
+def test_an_upgraded_registry_carries_on(upgraded: Upgraded) -> None:
+    store = upgraded.store
 
     store.register("fraud", artifact(b"v3"), VersionCreate())
     with pytest.raises(GateRefused, match="v1 is not verified in us-east"):

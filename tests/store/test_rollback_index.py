@@ -41,7 +41,7 @@ STEPS = st.lists(
 def _decisions(store: SqlStore, versions: int) -> list[tuple[bool, object]]:
     """The policy's answer for ``rollback`` and for ``rollback --to`` each version,
     from the full timeline and from the indexed candidates."""
-    out = []
+    out: list[tuple[bool, object]] = []
     with store.db.read() as conn:
         model_id = require_model(conn, "fraud")
         full = production_timeline(conn, model_id)
