@@ -220,3 +220,18 @@ def test_a_release_following_a_pointer_that_names_nothing_does_not_resolve(
 
     with pytest.raises(NotFound, match="points at no version"):
         store.resolve_app_release("fraud-service", "1.0.0")
+
+
+def test_moving_an_unprotected_alias_a_release_follows_is_checked_for_skew(
+    serving: SqlStore,
+) -> None:
+    """A release may follow any alias; moving it is what the release will load next, so
+    skew must be refused there too, protected alias or not."""
+    serving.set_aliases("fraud", {"shadow": 1})
+    serving.bind_app_release("fraud-service", "1.0.0", "fraud", follow="shadow")
+    candidate = _stage_candidate(serving, AMOUNT, DEVICE)
+
+    with pytest.raises(GateRefused, match="device_id"):
+        serving.set_aliases("fraud", {"shadow": candidate})
+
+    assert serving.resolve_app_release("fraud-service", "1.0.0") == ("fraud", 1)

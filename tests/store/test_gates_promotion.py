@@ -7,12 +7,13 @@ with a reason is the recorded break-glass.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import pytest
 from release_facts import make_releasable, replicate_everywhere
 
-from registry.errors import Conflict, GateRefused, InvalidInput
+from registry.errors import Conflict, GateRefused, InvalidInput, RegistryError
 from registry.models import PointerChange, RegisteredModel, Stage
 from registry.release.policy import ReleasePolicy
 from registry.release_models import ReplicaState
@@ -329,3 +330,51 @@ def test_two_processes_racing_to_promote_exactly_one_wins(
     logged = [(e.kind, e.version) for e in two_candidates.events(since=last_seq)]
     loser = 5 - winner
     assert logged == [("stage", 1), ("stage", winner)] + ([] if compare else [("refused", loser)])
+
+
+# ---------------------------------------------------------------- what a gate reads
+
+
+def test_every_refusal_reason_is_one_line(staged: SqlStore) -> None:
+    """A health worker's error may be a traceback; the refusal stays one line per reason."""
+    make_releasable(staged, "fraud", 1)
+    staged.record_check(
+        "fraud",
+        1,
+        "health",
+        region="eu-west",
+        passed=False,
+        evidence={"error": "Traceback (most recent call last):\n  ...\nOSError: no such file"},
+    )
+
+    refused = _refusal(staged, DOORS["promote"])
+
+    assert len(refused.reasons) == 1
+    assert "\n" not in refused.reasons[0]
+    assert "\n" not in str(refused)
+    assert "OSError: no such file" in refused.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "region", "evidence", "stage"),
+    [
+        ("evaluation", None, {"note": "written by hand, no metrics"}, Stage.STAGING),
+        ("evaluation", None, {"metrics": {"auc": "high"}}, Stage.STAGING),
+        ("health", "us-east", {"error": 3}, Stage.PRODUCTION),
+        ("canary", None, {"decision": "non-inferior", "baseline_version": "v1"}, Stage.PRODUCTION),
+    ],
+    ids=["evaluation-without-metrics", "evaluation-text-metric", "health-error", "canary-baseline"],
+)
+def test_evidence_a_gate_cannot_read_is_a_registry_error(
+    store: SqlStore, kind: str, region: str | None, evidence: dict[str, object], stage: Stage
+) -> None:
+    """``record_check`` takes any JSON object; the gate reading it back must not fail
+    with a third-party (pydantic) error, which no caller catches."""
+    register_versions(store, "fraud", 1)
+    if stage is Stage.PRODUCTION:
+        store.transition("fraud", 1, Stage.STAGING)
+        make_releasable(store, "fraud", 1)
+    store.record_check("fraud", 1, kind, region=region, passed=True, evidence=evidence)
+
+    with contextlib.suppress(RegistryError):  # refused or rejected in the registry's terms
+        store.transition("fraud", 1, stage)

@@ -136,3 +136,19 @@ def test_a_requested_rollback_target_is_checked_too(store: SqlStore) -> None:
 
     store.rollback("fraud", reason="the previous one is fine")
     assert store.get_model("fraud").production == 2
+
+
+def test_a_rollback_with_nothing_to_go_back_to_is_a_refused_event(store: SqlStore) -> None:
+    """Refusals are history: this one raises GateRefused like the replica refusal does."""
+    register_versions(store, "fraud", 1)
+    promote(store, "fraud", 1)
+
+    with pytest.raises(GateRefused, match="no earlier Production version") as raised:
+        store.rollback("fraud", reason="bad p99")
+
+    event = store.history("fraud")[-1]
+    assert (event.kind, event.reason, event.details.reasons) == (
+        "refused",
+        "bad p99",
+        raised.value.reasons,
+    )

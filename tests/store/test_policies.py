@@ -313,3 +313,13 @@ def test_the_rules_in_force_are_the_newest_policy(store: SqlStore) -> None:
     store.transition("fraud", version, Stage.STAGING)
 
     assert store.get_version("fraud", version).stage is Stage.STAGING
+
+
+def test_a_stored_policy_keeps_every_digit_of_its_rules(store: SqlStore) -> None:
+    policy = ReleasePolicy.parse(
+        {"staging": ["auc >= 0.7512345", "auc >= production.auc - 0.0012345", "p99 <= 1e-7"]}
+    )
+
+    store.set_policy("fraud", policy, reason="precise")
+
+    assert store.get_policy("fraud").policy == policy
