@@ -3,8 +3,9 @@
 The harness (a Prefect API server subprocess on a temporary SQLite database) starts
 once; every test gets its own registry home (``.modelreg``: SQLite registry,
 artifacts, region folders, outbox) through the ``MODELREG_*`` variables that the
-flows read at their entry point. ``released_home`` is a home where two retrain runs
-already released v1 and then v2 to Production, built once and copied per test.
+flows read at their entry point. ``released_home`` is a home where the fraud
+team's release policy was set (as the main job does) and two retrain runs then
+released v1 and v2 to Production, built once and copied per test.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import ENV_KEYS, FIRST, MODEL, ROWS, SECOND, point_at, use_home
+from flow_helpers import (
+    ENV_KEYS,
+    FIRST,
+    MODEL,
+    ROWS,
+    SECOND,
+    fraud_policy,
+    point_at,
+    set_policy,
+    use_home,
+)
 
 # Before Prefect or Great Expectations is imported anywhere in this process.
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -55,13 +66,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def released_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Two retrain runs on successive dates: v1, then v2 replacing it in Production."""
+    """The fraud policy, then two retrain runs on successive dates: v1, then v2
+    replacing it in Production."""
     from flows.retrain import retrain_flow
 
     home = tmp_path_factory.mktemp("released") / "modelreg"
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
     os.environ.update(point_at(home))
     try:
+        set_policy(home, fraud_policy(), reason="the fraud team's release policy")
         states = [
             retrain_flow(model=MODEL, as_of=day, rows=ROWS, return_state=True)
             for day in (FIRST, SECOND)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from registry import Stage, VersionCreate
+from registry import Event, Stage, VersionCreate
+from registry.release.policy import ReleasePolicy
 
 MODEL = "fraud-detector"
+ACTOR = "flow-tests"  # MODELREG_USER of every flow run here: the registrant of what they make
 FIRST = date(2026, 10, 1)
 SECOND = date(2026, 11, 1)
 THIRD = date(2026, 12, 1)
 ROWS = 12_000
+ROOT = Path(__file__).resolve().parents[2]
+FRAUD_POLICY = ROOT / "flows" / "policies" / "fraud-detector.yaml"
 
 ENV_KEYS = (
     "MODELREG_HOME",
@@ -33,7 +39,7 @@ def point_at(home: Path, **overrides: str) -> dict[str, str]:
         "MODELREG_HOME": str(home),
         "MODELREG_URL": f"sqlite:///{home}/registry.db",
         "MODELREG_ARTIFACTS": str(home / "artifacts"),
-        "MODELREG_USER": "flow-tests",
+        "MODELREG_USER": ACTOR,
     }
     env.update(overrides)
     return env
@@ -47,14 +53,25 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path, **overrides: str) -> P
     return home
 
 
-def open_store(home: Path) -> Any:
+def open_store(home: Path, actor: str = ACTOR) -> Any:
     from registry.store.sql import SqlStore
 
-    return SqlStore(f"sqlite:///{home}/registry.db", actor="flow-tests")
+    return SqlStore(f"sqlite:///{home}/registry.db", actor=actor)
 
 
-def register_staged(home: Path, *, artifact_of: int, golden_of: int) -> int:
-    """A new staged version with one version's bytes and another's golden batch."""
+def fraud_policy(**changes: Any) -> ReleasePolicy:
+    """The fraud team's policy file (what the main job sets), with ``changes`` applied."""
+    document = ReleasePolicy.from_text(FRAUD_POLICY.read_text()).to_document()
+    return ReleasePolicy.parse({**document, **changes})
+
+
+def set_policy(home: Path, policy: ReleasePolicy, reason: str = "test: the policy") -> None:
+    with open_store(home) as store:
+        store.set_policy(MODEL, policy, reason=reason)
+
+
+def register_copy(home: Path, *, artifact_of: int, golden_of: int) -> int:
+    """A new version (stage None) with one version's bytes and another's golden batch."""
     with open_store(home) as store:
         source, golden = store.get_version(MODEL, artifact_of), store.get_version(MODEL, golden_of)
         meta = VersionCreate.parse(
@@ -67,6 +84,51 @@ def register_staged(home: Path, *, artifact_of: int, golden_of: int) -> int:
                 },
             }
         )
-        version = store.register(MODEL, source.artifact, meta).version
+        return store.register(MODEL, source.artifact, meta).version
+
+
+def register_staged(home: Path, *, artifact_of: int, golden_of: int) -> int:
+    """``register_copy``, then None -> Staging through the store's staging gate."""
+    version = register_copy(home, artifact_of=artifact_of, golden_of=golden_of)
+    with open_store(home) as store:
         store.transition(MODEL, version, Stage.STAGING, reason="test: staged by hand")
     return version
+
+
+def history(home: Path) -> list[Event]:
+    with open_store(home) as store:
+        return list(store.history(MODEL))
+
+
+def refusals(home: Path, version: int) -> list[Event]:
+    """The ``refused`` events of ``version``, oldest first."""
+    return [e for e in history(home) if e.kind == "refused" and e.version == version]
+
+
+def refusal_reasons(home: Path, version: int) -> list[str]:
+    """Every reason of the version's refusals (a refused release records at least one)."""
+    found = refusals(home, version)
+    assert found, f"no refusal of v{version} in the history"
+    return [reason for event in found for reason in event.details.reasons]
+
+
+def production(home: Path) -> int | None:
+    with open_store(home) as store:
+        return store.get_model(MODEL).production
+
+
+def flow_run(state: Any) -> Any:
+    """The flow run a final state belongs to, read from the Prefect API."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 120) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return value

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from flow_helpers import MODEL, open_store
 from prefect.flows import load_flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,3 +50,33 @@ def test_retraining_is_scheduled_and_the_drain_runs_every_minute() -> None:
     by_flow = {d["entrypoint"].split(":")[1]: d for d in deployments()}
     assert by_flow["retrain_flow"]["schedules"][0]["cron"] == "0 3 * * *"
     assert by_flow["drain_flow"]["schedules"][0]["interval"] == 60
+
+
+def test_a_run_from_a_deployment_records_the_deployment_that_moved_production(
+    released_home: Path,
+) -> None:
+    """What a worker does for the on-call deployment's run, in this process."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.rollback import rollback_flow
+
+    deployment_id = rollback_flow.to_deployment(name="on-call").apply()
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"reason": "on-call: paged from the UI", "model": MODEL}
+        )
+    state = run_flow(rollback_flow, flow_run=flow_run, return_type="state")
+    assert state.is_completed(), state.message
+    with open_store(released_home) as store:
+        assert store.get_model(MODEL).production == 1
+        [event] = [e for e in store.history(MODEL) if e.kind == "rollback"]
+    origin = event.details.origin
+    assert origin is not None
+    assert (origin.flow, origin.run_id, origin.run_name) == (
+        "rollback",
+        str(flow_run.id),
+        flow_run.name,
+    )
+    assert origin.deployment == "rollback/on-call"
+    assert event.reason == "on-call: paged from the UI"

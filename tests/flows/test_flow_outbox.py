@@ -31,17 +31,19 @@ def test_unreachable_registry_queues_then_drain_registers_exactly_once(
     queued = retrain_flow(model=MODEL, as_of=THIRD, rows=ROWS, return_state=True)
     assert queued.is_completed() and queued.name == "Queued", queued.message
     [entry] = Outbox(home / "outbox.db").pending()
-    assert entry.name == MODEL and entry.meta.idempotency_key == queued.result()["key"]
+    registration = queued.result()
+    assert registration.status == "queued" and registration.version is None
+    assert entry.name == MODEL and entry.meta.idempotency_key == registration.key
 
     # Still down: the drain keeps the entry and says why.
     still_down = drain_flow(return_state=True)
     assert still_down.is_completed()
-    assert still_down.result()["unavailable"] and still_down.result()["remaining"] == 1
+    assert still_down.result().unavailable and still_down.result().remaining == 1
 
     monkeypatch.setenv("MODELREG_URL", point_at(home)["MODELREG_URL"])
     delivered = drain_flow(return_state=True).result()
-    assert [d[1:] for d in delivered["delivered"]] == [[MODEL, 1]]
-    assert drain_flow(return_state=True).result()["delivered"] == []
+    assert [tuple(d[1:]) for d in delivered.delivered] == [(MODEL, 1)]
+    assert drain_flow(return_state=True).result().delivered == []
     with open_store(home) as store:
         [version] = store.list_versions(MODEL)
     assert version.version == 1 and version.idempotency_key == entry.meta.idempotency_key

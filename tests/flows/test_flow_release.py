@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import MODEL, ROWS, THIRD, open_store, register_staged, use_home
+from flow_helpers import (
+    MODEL,
+    ROWS,
+    THIRD,
+    flow_run,
+    history,
+    open_store,
+    production,
+    refusal_reasons,
+    refusals,
+    register_staged,
+    use_home,
+)
 
 from flows.promote import promote_flow
 from flows.retrain import retrain_flow
 from registry import GateRefused, Stage
 
 pytestmark = pytest.mark.slow
-
-
-def promotion_reasons(home: Path, version: int) -> list[str]:
-    with open_store(home) as store:
-        check = store.latest_checks(MODEL, version, "promotion")[None]
-    assert check.passed is False
-    return list(check.evidence["reasons"])
-
-
-def production(home: Path) -> int | None:
-    with open_store(home) as store:
-        return store.get_model(MODEL).production
 
 
 def test_two_retrains_release_v1_then_v2(released_template: dict[str, Any]) -> None:
@@ -40,8 +41,8 @@ def test_two_retrains_release_v1_then_v2(released_template: dict[str, Any]) -> N
         replicas = store.replicas(MODEL, 2)
         health = store.latest_checks(MODEL, 2, "health")
         canary = store.latest_checks(MODEL, 2, "canary")[None]
-        promotion = store.latest_checks(MODEL, 2, "promotion")[None]
         evaluation = store.latest_checks(MODEL, 2, "evaluation")[None]
+        events = store.history(MODEL)
     assert [(r.region, r.state.value) for r in replicas] == [
         ("ap-south", "verified"),
         ("eu-west", "verified"),
@@ -51,12 +52,35 @@ def test_two_retrains_release_v1_then_v2(released_template: dict[str, Any]) -> N
     assert sorted(health) == ["ap-south", "eu-west", "us-east"]
     assert all(c.passed for c in health.values())
     assert canary.passed and canary.evidence["baseline_version"] == 1
-    assert promotion.passed and promotion.evidence["reasons"] == []
-    assert evaluation.passed and evaluation.evidence["production"]["version"] == 1
+    assert evaluation.evidence["production_version"] == 1
     assert v2.artifact.format == "skops" and v2.metrics["auc"] > 0.75
     assert v2.lineage.datasets[0].version == "2026-11-01"
     assert v2.signature is not None and v2.signature.preprocessing_version == "fe-1"
     assert v2.idempotency_key == f"retrain:{MODEL}:{v2.artifact.sha256}"
+    # Through the gates, none forced, nothing refused; each move says which run made it.
+    moves = [(e.version, e.to_value) for e in events if e.kind == "stage"]
+    assert sorted(moves) == [
+        (1, "Archived"),
+        (1, "Production"),
+        (1, "Staging"),
+        (2, "Production"),
+        (2, "Staging"),
+    ]
+    assert not any(e.details.forced for e in events)
+    assert [e for e in events if e.kind == "refused"] == []
+    promoted_v2 = next(e for e in events if e.version == 2 and e.to_value == "Production")
+    origin = promoted_v2.details.origin
+    assert origin is not None and origin.flow == "retrain"
+    assert origin.run_id == str(second.state_details.flow_run_id)
+
+
+def test_a_retrained_version_records_what_it_cost(released_template: dict[str, Any]) -> None:
+    with open_store(released_template["home"]) as store:
+        metrics = store.get_version(MODEL, 2).metrics
+    for key in ("train_cpu_s", "train_wall_s", "train_peak_rss_mb", "run_duration_s"):
+        assert math.isfinite(metrics[key]) and metrics[key] > 0, (key, metrics.get(key))
+    # Training is part of the run, and the run was measured up to its registration.
+    assert metrics["train_wall_s"] < metrics["run_duration_s"]
 
 
 def test_each_run_publishes_its_report_and_promotions_emit_events(
@@ -77,7 +101,7 @@ def test_each_run_publishes_its_report_and_promotions_emit_events(
         assert part in markdown
     # The server stores events in batches: wait for the second promotion's to land.
     deadline = time.monotonic() + 60
-    while ((promoted := promotions_seen()) and [2, 1] not in promoted) or not promoted:
+    while [2, 1] not in (promoted := promotions_seen()):
         assert time.monotonic() < deadline, f"model.promoted for v2 never arrived: {promoted}"
         time.sleep(0.5)
 
@@ -124,9 +148,12 @@ def test_a_model_worse_than_production_is_refused_at_the_staging_gate(
     assert production(released_home) == 2
     with open_store(released_home) as store:
         assert store.get_version(MODEL, 3).stage is Stage.NONE
-        assert store.latest_checks(MODEL, 3, "evaluation")[None].passed is False
         assert store.replicas(MODEL, 3) == []
-    assert promotion_reasons(released_home, 3)[0].startswith("staging gate:")
+    [refusal] = refusals(released_home, 3)
+    assert refusal.details.gate == "staging" and refusal.to_value is None
+    # The fraud policy's floor and its no-regression rule, with the numbers.
+    assert any(r.startswith("auc ") and "production v2" in r for r in refusal.details.reasons)
+    assert state.message.startswith(f"{MODEL} v3 not promoted: staging gate: ")
 
 
 def test_one_region_failing_replication_blocks_promotion(
@@ -145,7 +172,14 @@ def test_one_region_failing_replication_blocks_promotion(
     assert replicas == {"ap-south": "failed", "eu-west": "verified", "us-east": "verified"}
     assert sorted(health) == ["eu-west", "us-east"]
     assert production(home) is None
-    assert any("ap-south" in reason for reason in promotion_reasons(home, 1))
+    # The retrain door: the refusal is in the history, naming the region and the run.
+    [refusal] = refusals(home, 1)
+    assert any("ap-south" in reason for reason in refusal.details.reasons)
+    run = flow_run(state)
+    origin = refusal.details.origin
+    assert origin is not None and origin.flow == "retrain"
+    assert (origin.run_id, origin.run_name) == (str(run.id), run.name)
+    assert not [e for e in history(home) if e.to_value == "Production"]
 
 
 def test_a_failed_health_check_blocks_promotion(released_home: Path) -> None:
@@ -156,7 +190,7 @@ def test_a_failed_health_check_blocks_promotion(released_home: Path) -> None:
         health = store.latest_checks(MODEL, version, "health")
     assert health and not any(c.passed for c in health.values())
     assert production(released_home) == 2
-    assert any("health check failed" in r for r in promotion_reasons(released_home, version))
+    assert any("health check failed" in r for r in refusal_reasons(released_home, version))
 
 
 def test_a_canary_regression_blocks_promotion(released_home: Path) -> None:
@@ -173,4 +207,4 @@ def test_a_canary_regression_blocks_promotion(released_home: Path) -> None:
     assert canary.passed is False and canary.evidence["baseline_version"] == 2
     assert canary.evidence["error_candidate"] > canary.evidence["error_production"]
     assert production(released_home) == 2
-    assert any("canary failed" in r for r in promotion_reasons(released_home, 3))
+    assert any("canary failed" in r for r in refusal_reasons(released_home, 3))
