@@ -9,7 +9,11 @@ figure with its target:
     W1b  ``registry.register_file`` with a distinct 4 KiB file each: versions/s
     W2   ``resolve(name, "production")``: p50/p95/p99 ms       target p50 <= 0.2 ms
     W3   search (tag, selective metric, combined): p50/p95    target p50 <= 2 / 20 ms
-    W4   promote/rollback flips on one model: p50/p95 ms      target p50 <= 2 ms
+    W4   ungated promote/rollback flips on one model (policy ``required: []``: the
+         stage rule, policy read, CAS, events): p50/p95 ms   target p50 <= 2 ms
+    W4g  gated promote: the default policy's four gates read and the flip committed in
+         one transaction, alternating with rollbacks: p50/p95 ms at 1k and 100k
+                                                              target p50 <= 3 ms
     W5   8 processes flipping one model with expected_generation: zero lost
          updates, zero lock errors, conflicts reported as conflicts
     CLI  ``modelreg --help`` < 0.3 s, ``modelreg models --json`` < 1 s wall
@@ -17,6 +21,7 @@ figure with its target:
 On SQLite every workload runs with the registry's default ``synchronous=full`` (each
 commit synced); W1 and W4 run a second time with ``synchronous=normal``, the opt-out
 a bulk import may choose (``SqlStore(url, synchronous="normal")``), as extra rows.
+W4g runs on the files that ``synchronous=normal`` W1 filled, under both settings.
 
 Usage::
 
@@ -37,6 +42,7 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import re
 import shutil
 import sqlite3
 import statistics
@@ -56,7 +62,15 @@ import sqlalchemy
 from sqlalchemy import event
 
 import registry
-from registry import ArtifactRef, Conflict, RegistryUnavailable, Stage, VersionCreate
+from registry import (
+    ArtifactRef,
+    Conflict,
+    RegistryUnavailable,
+    ReleasePolicy,
+    Stage,
+    VersionCreate,
+)
+from registry.release_models import ReplicaState
 from registry.store.sql import SqlStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,11 +212,19 @@ def timed(fn: Callable[[], Any]) -> tuple[int, Any]:
     return time.perf_counter_ns() - start, result
 
 
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
 class StatementMeter:
     """Counts SQL statements and the time spent inside the driver's execute.
 
-    Diagnostic only, run after the timed section (the listeners cost time).
-    COMMIT goes through the DBAPI connection, not a cursor, so it is not counted.
+    Diagnostic only, run after the timed section (the listeners cost time). On
+    SQLite the store runs its hot statements (events, register) straight on the
+    sqlite3 connection, past SQLAlchemy's cursor events, so there the count comes
+    from sqlite3's trace callback on every connection checked out meanwhile: it
+    sees every statement, BEGIN and COMMIT included. The driver time covers only
+    the statements that went through SQLAlchemy's cursor.
     """
 
     def __init__(self, store: Any) -> None:
@@ -210,20 +232,40 @@ class StatementMeter:
         self.count = 0
         self.db_ns = 0
         self.statements: Counter[str] = Counter()
+        self.traced: list[sqlite3.Connection] = []
+        self.sqlite = self.engine.dialect.name == "sqlite"
         event.listen(self.engine, "before_cursor_execute", self._before)
         event.listen(self.engine, "after_cursor_execute", self._after)
+        if self.sqlite:
+            event.listen(self.engine, "checkout", self._checkout)
+
+    def _record(self, statement: str) -> None:
+        self.count += 1
+        # sqlite3 traces the SQL with its values bound: put the placeholders back.
+        shape = _NUMBER.sub("?", _QUOTED.sub("?", " ".join(statement.split())))
+        self.statements[shape[:70]] += 1
+
+    def _checkout(self, dbapi_conn: Any, *_args: Any) -> None:
+        if dbapi_conn not in self.traced:
+            dbapi_conn.set_trace_callback(self._record)
+            self.traced.append(dbapi_conn)
 
     def _before(self, conn: Any, _cur: Any, statement: str, *_args: Any) -> None:
         conn.info["bench_t0"] = time.perf_counter_ns()
 
     def _after(self, conn: Any, _cur: Any, statement: str, *_args: Any) -> None:
         self.db_ns += time.perf_counter_ns() - conn.info.pop("bench_t0", time.perf_counter_ns())
-        self.count += 1
-        self.statements[" ".join(statement.split())[:70]] += 1
+        if not self.sqlite:
+            self._record(statement)
 
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._before)
         event.remove(self.engine, "after_cursor_execute", self._after)
+        if self.sqlite:
+            event.remove(self.engine, "checkout", self._checkout)
+        for dbapi_conn in self.traced:
+            with contextlib.suppress(sqlite3.Error):
+                dbapi_conn.set_trace_callback(None)
 
 
 def meter(store: Any, op: Callable[[int], Any], count: int) -> dict[str, Any] | None:
@@ -312,6 +354,53 @@ def fill(store: Any, model: str, count: int, start: int = 0) -> None:
     rng = random.Random(f"{model}-{start}")
     for i in range(start, start + count):
         store.register(model, artifact_ref(model, i), VersionCreate.parse(version_meta(i, rng)))
+
+
+# ---------------------------------------------------------------- release policy and facts
+
+DEFAULT_POLICY = ReleasePolicy()  # replicas, health, canary, signature; three regions
+UNGATED = ReleasePolicy(required=())
+
+
+def ungated(store: Any, model: str) -> None:
+    """Give ``model`` a policy that requires no gate (set once, before a workload).
+
+    A move to Production then checks only the stage rule (the facts are still read).
+    A rollback still needs its target verified in every region of the policy: that is
+    the library's emergency-path rule, whatever the policy requires.
+    """
+    store.set_policy(model, UNGATED, reason="bench: no gates")
+
+
+def replicate(store: Any, model: str, version: int) -> None:
+    """Verified replicas of ``version`` in every region (what a rollback to it needs)."""
+    artifact = store.get_version(model, version).artifact
+    for region in DEFAULT_POLICY.regions:
+        store.record_replica(
+            model,
+            version,
+            region,
+            ReplicaState.VERIFIED,
+            uri=f"s3://bench-{region}/sha256/{artifact.sha256}",
+            sha256=artifact.sha256,
+            size=artifact.size,
+        )
+
+
+def record_release_facts(store: Any, model: str, version: int, baseline: int | None) -> None:
+    """Everything the default policy's promotion gate reads: verified replicas and a
+    passing health check in every region, and a passing canary against ``baseline``
+    (the version in Production when ``version`` is promoted)."""
+    replicate(store, model, version)
+    for region in DEFAULT_POLICY.regions:
+        store.record_check(model, version, "health", region=region, passed=True, evidence={})
+    store.record_check(
+        model,
+        version,
+        "canary",
+        passed=True,
+        evidence={"decision": "non-inferior", "baseline_version": baseline},
+    )
 
 
 # ---------------------------------------------------------------- backends
@@ -500,7 +589,13 @@ def w1b_register_files(url: str, workdir: Path, count: int) -> dict[str, Any]:
 
 
 def promote_to_production(store: Any, model: str, version: int) -> None:
-    store.transition(model, version, Stage.STAGING)
+    """None -> Staging -> Production on a model whose policy is ``ungated`` (nothing
+    to do if ``version`` is in Production already: W4g may have left it there)."""
+    stage = store.get_version(model, version).stage
+    if stage is Stage.PRODUCTION:
+        return
+    if stage is Stage.NONE:
+        store.transition(model, version, Stage.STAGING)
     store.transition(model, version, Stage.PRODUCTION)
 
 
@@ -510,6 +605,7 @@ def w2_resolve(store: Any, count: int) -> dict[str, Any]:
     Which version serves can matter: a plan that walks versions newest-first
     until it meets the Production one costs more the older that version is.
     """
+    ungated(store, MODEL)
     promote_to_production(store, MODEL, 1)
     oldest = resolve_samples(store, count)
     meter_oldest = meter(store, lambda _i: store.resolve(MODEL, "production"), 500)
@@ -588,23 +684,37 @@ def stage_versions(store: Any, model: str, first: int, last: int) -> None:
         store.transition(model, version, Stage.STAGING)
 
 
+WARM_PAIRS, METER_PAIRS, COUNT_PAIRS = 10, 20, 5
+EXTRA_PAIRS = WARM_PAIRS + METER_PAIRS + COUNT_PAIRS  # candidates used beyond the timed pairs
+
+
 def w4_flips(store: Any, flips: int) -> dict[str, Any]:
-    """Alternate: a Staging version to Production, then rollback; each call is a flip."""
-    warm_pairs, meter_pairs = 10, 20
-    pairs = flips // 2
-    candidates = warm_pairs + pairs + meter_pairs
+    """The ungated flip: FLIP_MODEL's policy requires no gate, so a promote checks the
+    stage rule, reads the policy and facts, compares-and-swaps and writes its events."""
+    candidates = flips // 2 + EXTRA_PAIRS
     fill(store, FLIP_MODEL, candidates + 1)
+    ungated(store, FLIP_MODEL)
     promote_to_production(store, FLIP_MODEL, 1)
+    replicate(store, FLIP_MODEL, 1)  # every rollback returns to v1
     stage_versions(store, FLIP_MODEL, 2, candidates + 1)
-    staged = iter(range(2, candidates + 2))
+    return flip_pairs(store, FLIP_MODEL, iter(range(2, candidates + 2)), flips)
+
+
+def flip_pairs(store: Any, model: str, staged: Iterator[int], flips: int) -> dict[str, Any]:
+    """Alternate: a Staging version to Production, then rollback; each call is a flip.
+
+    ``staged`` yields ``flips // 2 + EXTRA_PAIRS`` Staging versions. Every rollback
+    returns to the version that was in Production before the first promote.
+    """
+    pairs = flips // 2
 
     def promote() -> Any:
-        return store.transition(FLIP_MODEL, next(staged), Stage.PRODUCTION, reason="bench")
+        return store.transition(model, next(staged), Stage.PRODUCTION, reason="bench")
 
     def rollback() -> Any:
-        return store.rollback(FLIP_MODEL, reason="bench")
+        return store.rollback(model, reason="bench")
 
-    for _ in range(warm_pairs):
+    for _ in range(WARM_PAIRS):
         promote()
         rollback()
     promote_ns, rollback_ns = [], []
@@ -620,8 +730,82 @@ def w4_flips(store: Any, flips: int) -> dict[str, Any]:
         "rollback_ms": summary_ms(rollback_ns),
         "rollback_p50_first_tenth_ms": summary_ms(rollback_ns[:tenth])["p50"],
         "rollback_p50_last_tenth_ms": summary_ms(rollback_ns[-tenth:])["p50"],
-        "meter": meter(store, lambda i: promote() if i % 2 == 0 else rollback(), 2 * meter_pairs),
+        "meter": meter(store, lambda i: promote() if i % 2 == 0 else rollback(), 2 * METER_PAIRS),
+        **count_statements(store, {"promote": promote, "rollback": rollback}, COUNT_PAIRS),
     }
+
+
+def count_statements(
+    store: Any, calls: dict[str, Callable[[], Any]], rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Statements per call of each of ``calls`` (run in turn, ``rounds`` times), and which:
+    ``meter_<name>`` entries. Diagnostic only, like ``meter``."""
+    if not hasattr(store, "db"):
+        return {}
+    m = StatementMeter(store)
+    totals = {name: 0 for name in calls}
+    seen: dict[str, Counter[str]] = {name: Counter() for name in calls}
+    try:
+        for _ in range(rounds):
+            for name, call in calls.items():
+                count, before = m.count, Counter(m.statements)
+                call()
+                totals[name] += m.count - count
+                seen[name].update(m.statements - before)
+    finally:
+        m.close()
+    return {
+        f"meter_{name}": {
+            "calls": rounds,
+            "statements_per_call": totals[name] / rounds,
+            "statements": {s: n / rounds for s, n in seen[name].most_common()},
+        }
+        for name in calls
+    }
+
+
+# ---------------------------------------------------------------- W4g
+
+
+def w4g_pairs(n: int, plan: Plan, runs: int) -> int:
+    """Timed promote/rollback pairs per W4g run: W4's, or fewer when the model's ``n``
+    versions cannot give every run its own candidates (v1 stays the base)."""
+    return max(1, min(plan.w4_flips // 2, (n - 1) // runs - EXTRA_PAIRS))
+
+
+def w4g_prepare(store: Any, model: str, runs: int, pairs: int) -> list[list[int]]:
+    """Untimed setup of the gated promote, on a model without a stored policy (the
+    default policy: replicas, health, canary, signature in three regions).
+
+    Releases v1 through the gates, then stages ``runs`` disjoint sets of candidates and
+    records each one's facts. Each rollback returns to v1, so v1 is in Production at
+    every promote and every canary names it as its baseline.
+    """
+    record = store.get_policy(model)
+    if record.version != 0 or record.policy != DEFAULT_POLICY:
+        raise RuntimeError(f"W4g needs {model} on the default policy, found {record}")
+    store.transition(model, 1, Stage.STAGING)
+    record_release_facts(store, model, 1, baseline=None)
+    store.transition(model, 1, Stage.PRODUCTION)
+    per_run = pairs + EXTRA_PAIRS
+    sets = []
+    for first in range(2, 2 + runs * per_run, per_run):
+        versions = list(range(first, first + per_run))
+        for version in versions:
+            store.transition(model, version, Stage.STAGING)
+            record_release_facts(store, model, version, baseline=1)
+        sets.append(versions)
+    return sets
+
+
+def w4g_gated(store: Any, model: str, versions: list[int], pairs: int) -> dict[str, Any]:
+    """Timed: ``transition(model, v, PRODUCTION)`` through the four gates (facts read and
+    the flip committed in one transaction), alternating with rollbacks (replicas gate)."""
+    result = flip_pairs(store, model, iter(versions), 2 * pairs)
+    if store.resolve(model, "production") != 1:
+        raise RuntimeError("W4g: the rollbacks did not return to v1")
+    result["policy"] = DEFAULT_POLICY.to_document()
+    return result
 
 
 # ---------------------------------------------------------------- W5
@@ -685,7 +869,9 @@ def w5_contention(url: str, plan: Plan, flips_per_s: float) -> dict[str, Any]:
     try:
         staged = int(min(6000, max(300, flips_per_s * plan.w5_seconds * 0.75))) + 20
         fill(store, W5_MODEL, staged + 1)
+        ungated(store, W5_MODEL)
         promote_to_production(store, W5_MODEL, 1)
+        replicate(store, W5_MODEL, 1)  # every rollback returns to v1
         stage_versions(store, W5_MODEL, 2, staged + 1)
         g0 = store.get_model(W5_MODEL).generation
         start_seq = last_seq(store)
@@ -872,6 +1058,13 @@ def size_scenario(
                 Target("<=", bound),
             )
             report.add("W3", f"search {key} N={w1['registered']:,} p95", lat["p95"], "ms")
+        gated = None
+        if report.backend != "sqlite":  # SQLite runs W4g on the bulk_opt_out files
+            pairs = w4g_pairs(w1["registered"], plan, runs=1)
+            log(f"    W4g {2 * pairs} gated flips (facts recorded first, untimed)")
+            (versions,) = w4g_prepare(store, MODEL, runs=1, pairs=pairs)
+            gated = w4g_gated(store, MODEL, versions, pairs)
+            report.details[f"w4g_{w1['registered']}"] = gated
         log(f"    W2 resolve x{plan.w2_resolves}")
         w2 = w2_resolve(store, plan.w2_resolves)
         report.details[f"w2_{n}"] = w2
@@ -884,11 +1077,17 @@ def size_scenario(
             report.add("W2", f"{label} p95", lat["p95"], "ms")
             report.add("W2", f"{label} p99", lat["p99"], "ms")
         if not with_flips:
+            if gated is not None:
+                start = len(report.rows)
+                add_w4g_rows(report, gated, w1["registered"], "")
+                place_beside(report, start, ("W4", "W4g"))
             return None
         log(f"    W4 {plan.w4_flips} flips")
         w4 = w4_flips(store, plan.w4_flips)
         report.details["w4"] = w4
         add_w4_rows(report, w4, sync_label(report.backend), Target("<=", 2))
+        if gated is not None:
+            add_w4g_rows(report, gated, w1["registered"], "")
         report.details["w1_parse_ms_per_version"] = w1_parse_share()
         report.details["w1_meter"] = meter(
             store,
@@ -907,8 +1106,9 @@ def size_scenario(
 
 
 def add_w4_rows(report: Report, w4: dict[str, Any], setting: str, target: Target | None) -> None:
-    report.add("W4", f"promote/rollback flip p50{setting}", w4["latency_ms"]["p50"], "ms", target)
-    report.add("W4", f"flip p95{setting}", w4["latency_ms"]["p95"], "ms")
+    flip = f"ungated flip (required: []) p50{setting}"
+    report.add("W4", flip, w4["latency_ms"]["p50"], "ms", target)
+    report.add("W4", f"ungated flip p95{setting}", w4["latency_ms"]["p95"], "ms")
     report.add("W4", f"promote (Staging -> Production) p50{setting}", w4["promote_ms"]["p50"], "ms")
     report.add("W4", f"rollback p50{setting}", w4["rollback_ms"]["p50"], "ms")
     report.add(
@@ -919,11 +1119,40 @@ def add_w4_rows(report: Report, w4: dict[str, Any], setting: str, target: Target
     )
 
 
+def add_w4g_rows(report: Report, w4g: dict[str, Any], n: int, setting: str) -> None:
+    at = f"N={n:,}{setting}"
+    promote, rollback, flip = w4g["promote_ms"], w4g["rollback_ms"], w4g["latency_ms"]
+    report.add("W4g", f"gated promote p50, {at}", promote["p50"], "ms", Target("<=", 3))
+    report.add("W4g", f"gated promote p95, {at}", promote["p95"], "ms")
+    report.add("W4g", f"rollback p50 / p95, {at}", rollback["p50"], f"/ {rollback['p95']:.3f} ms")
+    report.add("W4g", f"flip (either) p50 / p95, {at}", flip["p50"], f"/ {flip['p95']:.3f} ms")
+    statements = w4g.get("meter_promote", {}).get("statements_per_call")
+    back = w4g.get("meter_rollback", {}).get("statements_per_call", math.nan)
+    if statements is not None and float(statements).is_integer():
+        statements = int(statements)
+    label = f"statements per gated promote / rollback, {at}"
+    counted = "BEGIN, COMMIT counted" if report.backend == "sqlite" else "COMMIT not counted"
+    report.add("W4g", label, statements, f"/ {back:g} ({counted})")
+
+
+def place_beside(report: Report, start: int, workloads: tuple[str, ...]) -> None:
+    """Move the rows added since ``start`` to just after the last row of ``workloads``."""
+    moved = report.rows[start:]
+    del report.rows[start:]
+    anchors = [i for i, row in enumerate(report.rows) if row["workload"] in workloads]
+    at = anchors[-1] + 1 if anchors else len(report.rows)
+    report.rows[at:at] = moved
+
+
 def bulk_opt_out(report: Report, backend: Backend, plan: Plan) -> None:
-    """W1 at every size and W4 again, on stores opened with ``synchronous=normal``.
+    """W1 at every size and W4 again, on stores opened with ``synchronous=normal``; and
+    W4g at every size on those files, under both settings.
 
     The same sizes as the default run (capped the same way by the W1 budget), each on
-    a fresh database; rows carry no target: the targets are for the default setting.
+    a fresh database; W1 and W4 rows carry no target here: their targets are for the
+    default setting. W4g's facts are recorded by the ``synchronous=normal`` store
+    (untimed); one run of timed flips uses that store, the other a default
+    ``synchronous=full`` store opened on the same file, each with its own candidates.
     """
     setting = sync_label(report.backend, BULK_SYNCHRONOUS)
     report.note(
@@ -938,7 +1167,11 @@ def bulk_opt_out(report: Report, backend: Backend, plan: Plan) -> None:
             n = max(smallest, int(rate * plan.w1_budget_s * 0.9) // 10_000 * 10_000)
             report.note(f"W1{setting} N={requested:,}: using N={n:,} (time budget)")
         with backend.database(f"{BULK_SYNCHRONOUS}-n{n}") as url:
-            log(f"[{backend.name}] N={n:,}{setting}: W1" + (" /W4" if n == smallest else ""))
+            log(
+                f"[{backend.name}] N={n:,}{setting}: W1"
+                + (" /W4" if n == smallest else "")
+                + " /W4g"
+            )
             store = SqlStore(url, actor="bench", synchronous=BULK_SYNCHRONOUS)
             try:
                 w1 = w1_register(store, n, plan.w1_budget_s * 1.2)
@@ -951,9 +1184,31 @@ def bulk_opt_out(report: Report, backend: Backend, plan: Plan) -> None:
                     log(f"    W4 {plan.w4_flips} flips{setting}")
                     w4 = w4_flips(store, plan.w4_flips)
                     report.details[f"w4_{BULK_SYNCHRONOUS}"] = w4
+                    start = len(report.rows)
                     add_w4_rows(report, w4, setting, None)
+                    place_beside(report, start, ("W4",))
+                pairs = w4g_pairs(w1["registered"], plan, runs=2)
+                log(f"    W4g facts for 2 x {pairs + EXTRA_PAIRS} candidates (untimed)")
+                full_set, normal_set = w4g_prepare(store, MODEL, runs=2, pairs=pairs)
+                log(f"    W4g {2 * pairs} gated flips{setting}")
+                normal = w4g_gated(store, MODEL, normal_set, pairs)
             finally:
                 store.close()
+            log(f"    W4g {2 * pairs} gated flips{sync_label(report.backend)}")
+            with SqlStore(url, actor="bench") as default_store:  # synchronous=full
+                full = w4g_gated(default_store, MODEL, full_set, pairs)
+        start = len(report.rows)
+        for sync, result in ((DEFAULT_SYNCHRONOUS, full), (BULK_SYNCHRONOUS, normal)):
+            report.details[f"w4g_{sync}_{w1['registered']}"] = result
+            add_w4g_rows(report, result, w1["registered"], sync_label(report.backend, sync))
+        place_beside(report, start, ("W4", "W4g"))
+    report.note(
+        "W4g: the default policy (replicas, health, canary, signature in 3 regions), facts "
+        "recorded beforehand (untimed) on the files W1 filled with synchronous=normal; the "
+        "timed flips ran once with that store and once with a default synchronous=full store "
+        "opened on the same file, each with its own candidates; the target is on the "
+        "promote p50"
+    )
 
 
 def add_cli_rows(report: Report, cli: dict[str, Any]) -> None:
@@ -1212,6 +1467,15 @@ def markdown_details(details: dict[str, Any]) -> list[str]:
             f"{p['load_versions']:.3f}"
             for k, f, p in phases
         ]
+    gated = [(k, v) for k, v in details.items() if k.startswith("w4g_") and "meter_promote" in v]
+    if gated:
+        key, w4g = gated[0]
+        lines += [
+            "",
+            f"Statements of one gated promote ({key}):",
+            "",
+        ]
+        lines += [f"- {n:g} x `{text}`" for text, n in w4g["meter_promote"]["statements"].items()]
     if "w4" in details:
         w4 = details["w4"]
         lines += [
