@@ -87,6 +87,8 @@ def run_release(
         reasons = error.reasons if isinstance(error, GateRefused) else (str(error),)
         return ReleaseOutcome(name=name, version=version, promoted=False, reasons=tuple(reasons))
     result = promoted.result()
+    if not result.moved:
+        return ReleaseOutcome(name=name, version=version, promoted=True, already=True)
     emit_model_event(
         "model.promoted",
         name,
@@ -118,6 +120,7 @@ def await_approval(settings: Settings, name: str, version: int) -> list[str]:
                 key=f"approval-{version}-{attempt}",
             )
         except FlowPauseTimeout:
+            _running_again()
             break
         record_approval(settings, name, version, answer.approver, answer.reason)
         status = approval_status(settings, name, version)
@@ -129,6 +132,18 @@ def await_approval(settings: Settings, name: str, version: int) -> list[str]:
         f"no approval within {status.timeout_s:g}s: needs {status.needed} from someone other "
         f"than {status.registrant}, has {len(status.approvers)} ({have})"
     ]
+
+
+def _running_again() -> None:
+    """After a pause timed out, Prefect leaves the run Paused (expired) and would replace
+    the state the flow ends with by "never resumed": mark it Running again, so the run
+    ends with the refusal (and its reasons) it records."""
+    from prefect import get_client
+    from prefect.runtime import flow_run
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
 
 
 def _failure(future: PrefectFuture[Any]) -> str | None:

@@ -101,6 +101,7 @@ class StagingFacts:
     production: int | None
     production_metrics: Mapping[str, float] | None
     policy_version: int
+    unreadable: tuple[str, ...] = ()  # recorded evidence the gate could not read
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class RollbackFacts:
     current: int | None
     regions: tuple[RegionFacts, ...]
     policy_version: int
+    has_signature: bool = True
+    releases: tuple[ReleaseSkew, ...] = ()  # app releases following Production
 
 
 # ---------------------------------------------------------------- decisions
@@ -117,7 +120,7 @@ class RollbackFacts:
 
 def staging(policy: ReleasePolicy, facts: StagingFacts) -> Decision[StagingFacts]:
     """None -> Staging: every metric rule of the policy holds."""
-    reasons: list[str] = []
+    reasons: list[str] = list(facts.unreadable)
     if facts.stage is not Stage.NONE:
         reasons.append(f"version {facts.version} is in {facts.stage.value}, not None")
     for rule in policy.staging:
@@ -203,12 +206,17 @@ def _canary_problems(facts: PromotionFacts) -> list[str]:
 
 
 def _skew_problems(facts: PromotionFacts) -> list[str]:
+    return skew_problems(facts.version, facts.has_signature, facts.releases)
+
+
+def skew_problems(
+    version: int, has_signature: bool, releases: tuple[ReleaseSkew, ...]
+) -> list[str]:
+    """One reason per app release that would be handed a model it cannot feed."""
     reasons: list[str] = []
-    for skew in facts.releases:
-        if not facts.has_signature:
-            reasons.append(
-                f"v{facts.version} has no signature, but {skew.label} follows {skew.follow}"
-            )
+    for skew in releases:
+        if not has_signature:
+            reasons.append(f"v{version} has no signature, but {skew.label} follows {skew.follow}")
         elif skew.problems:
             reasons.append(
                 f"model-code skew with {skew.label} (follows {skew.follow}): {skew.summary}"
@@ -216,14 +224,25 @@ def _skew_problems(facts: PromotionFacts) -> list[str]:
     return reasons
 
 
+def followers(
+    version: int, has_signature: bool, releases: tuple[ReleaseSkew, ...]
+) -> Decision[tuple[ReleaseSkew, ...]]:
+    """An unprotected alias may move only to a version every release following it can feed."""
+    return Decision.of(skew_problems(version, has_signature, releases), releases)
+
+
 def rollback(policy: ReleasePolicy, facts: RollbackFacts) -> Decision[RollbackFacts]:
-    """The target's bytes are verified in every region (the cold-start failure otherwise)."""
+    """The target's bytes are verified in every region (the cold-start failure otherwise),
+    and, where the policy checks signatures, every app release following Production can
+    feed it (the code that runs now is what it will serve)."""
     missing = [r.replica_problem() for r in facts.regions if not r.verified]
     reasons = (
         [f"v{facts.target} is not verified in {', '.join(missing)}: replicate it first"]
         if missing
         else []
     )
+    if Gate.SIGNATURE in policy.required:
+        reasons += skew_problems(facts.target, facts.has_signature, facts.releases)
     return Decision.of(reasons, facts)
 
 

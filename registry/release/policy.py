@@ -63,9 +63,10 @@ class _Frozen(BaseModel):
 # A metric name; inside ``production.NAME`` a '-' that starts a number ends the name, so
 # ``production.auc-0.01`` is the metric auc minus 0.01 (not a metric named "auc-0.01").
 _NAME = r"[A-Za-z_](?:[A-Za-z0-9_.]|-(?![\d.]))*"
+_BASELINE_RE = re.compile(_NAME)
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RULE_RE = re.compile(
-    rf"^\s*(?P<metric>{_NAME})\s*(?P<op>>=|<=)\s*"
+    r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.\-]*)\s*(?P<op>>=|<=)\s*"
     rf"(?:(?P<number>[-+]?{_NUMBER})"
     rf"|production\.(?P<baseline>{_NAME})(?:\s*(?P<sign>[-+])\s*(?P<offset>{_NUMBER}))?)\s*$"
 )
@@ -122,6 +123,11 @@ class MetricRule(_Frozen):
         for name in (self.metric, self.baseline):
             if name is not None and not KEY_RE.fullmatch(name):
                 raise ValueError(f"invalid metric name {name!r} in a rule")
+        if self.baseline is not None and not _BASELINE_RE.fullmatch(self.baseline):
+            raise ValueError(
+                f"production.{self.baseline}: a relative rule cannot name a metric with '-' "
+                "before a digit (it reads as an offset)"
+            )
         if (self.threshold is None) == (self.baseline is None):
             raise ValueError("a metric rule needs either a number or production.METRIC")
         for number in (self.threshold, self.offset):

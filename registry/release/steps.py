@@ -49,6 +49,7 @@ class Promotion(_Frozen):
     version: int
     previous: int | None
     generation: int
+    moved: bool = True  # False: the version was in Production already (another run won)
 
 
 class Rollback(_Frozen):
@@ -228,7 +229,14 @@ def promote(
     with promotion_lock(settings.registry_url, name), settings.connect(origin=origin) as store:
         before = store.get_model(name).production
         change = store.promote(name, version, reason=reason)
-    return Promotion(name=name, version=version, previous=before, generation=change.generation)
+    moved = bool(change.events)
+    return Promotion(
+        name=name,
+        version=version,
+        previous=before if moved else None,
+        generation=change.generation,
+        moved=moved,
+    )
 
 
 def refuse(
@@ -279,9 +287,12 @@ class ReleaseOutcome(_Frozen):
     promoted: bool
     previous: int | None = None
     reasons: tuple[str, ...] = ()
+    already: bool = False  # in Production before this run's promote (it changed nothing)
 
     @property
     def summary(self) -> str:
+        if self.already:
+            return f"{self.name} v{self.version} is already in Production (nothing changed)"
         if self.promoted:
             was = f" (was v{self.previous})" if self.previous is not None else " (first release)"
             return f"{self.name} v{self.version} promoted to Production{was}"

@@ -97,18 +97,6 @@ BAD_INPUTS = [
         NOT_FOUND,
         "spam",
     ),
-    case(
-        "rollback with nothing to roll back to",
-        ["rollback", "churn", "--reason", "x"],
-        CONFLICT,
-        "no earlier Production version",
-    ),
-    case(
-        "rollback to a version that never served",
-        ["rollback", MODEL, "--to", "3", "--reason", "x"],
-        CONFLICT,
-        "never served",
-    ),
     case("rollback without a reason", ["rollback", MODEL], USAGE, "--reason"),
     case("rollback with a blank reason", ["rollback", MODEL, "--reason", " "], USAGE, "reason"),
     case(
@@ -285,3 +273,32 @@ def test_register_into_an_unwritable_artifact_store_exits_5_and_registers_nothin
         "register", MODEL, "--artifact", reg.artifact(), "--meta", reg.meta(), code=UNAVAILABLE
     )
     assert reg.json("models") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(
+            ["rollback", "churn", "--reason", "x"],
+            "no earlier Production version",
+            id="nothing to roll back to",
+        ),
+        pytest.param(
+            ["rollback", MODEL, "--to", "3", "--reason", "x"],
+            "never served",
+            id="a version that never served",
+        ),
+    ],
+)
+def test_a_refused_rollback_moves_nothing_and_is_history(
+    populated: Harness, args: list[str], fragment: str
+) -> None:
+    before = populated.json("models")
+    message = populated.fail(*args, code=CONFLICT)
+    assert fragment in message
+    after = populated.json("models")
+    assert [(m["name"], m["generation"], m["production"]) for m in after] == [
+        (m["name"], m["generation"], m["production"]) for m in before
+    ]
+    last = populated.json("history", args[1])[-1]
+    assert (last["kind"], last["details"]["gate"], last["reason"]) == ("refused", "rollback", "x")

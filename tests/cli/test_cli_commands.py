@@ -409,7 +409,9 @@ def test_policy_json_shape(reg: Harness) -> None:
 def test_approve_json_shape(reg: Harness) -> None:
     reg.register()
     approved = reg.json("approve", MODEL, "1", "--reason", "ok", user="alice@test")
-    assert set(approved) == {"name", "version", "approval", "approvers", "required"}
+    assert set(approved) == {
+        "name", "version", "approval", "approvers", "required", "resumed_run",
+    }  # fmt: skip
     assert set(approved["approval"]) == {
         "kind", "region", "passed", "evidence", "recorded_at", "recorded_by",
     }  # fmt: skip

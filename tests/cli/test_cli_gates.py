@@ -136,9 +136,9 @@ def test_rollback_to_a_version_missing_in_a_region_is_refused_naming_the_regions
 def test_forced_rollback_is_marked_and_invalidates(unreplicated_previous: Harness) -> None:
     (event,) = unreplicated_previous.json("rollback", MODEL, "--reason", "bad", "--force")["events"]
     assert event["details"]["invalidate"] is True
-    assert event["details"]["skipped"] == ["replicas"]
+    assert event["details"]["skipped"] == ["replicas", "signature"]
     line = _line(_out(unreplicated_previous, "history", MODEL), "rollback of Production")
-    assert "version 2 -> 1 FORCED (skipped replicas) (invalidate now)" in line
+    assert "version 2 -> 1 FORCED (skipped replicas, signature) (invalidate now)" in line
 
 
 def test_rollback_to_a_replicated_version_needs_no_force(unreplicated_previous: Harness) -> None:

@@ -70,6 +70,20 @@ def snapshot(store: RegistryStore) -> Snapshot:
     )
 
 
+def assert_only_a_refusal_recorded(before: Snapshot, after: Snapshot, gate: str) -> Event:
+    """Nothing moved: the versions and every pointer are as before, and the one new
+    event is the refusal (refusals are history too)."""
+    assert after.versions == before.versions
+    assert [(m.name, m.generation, m.production, m.aliases) for m in after.models] == [
+        (m.name, m.generation, m.production, m.aliases) for m in before.models
+    ]
+    assert after.events[:-1] == before.events
+    refusal = after.events[-1]
+    assert (refusal.kind, refusal.details.gate) == ("refused", gate)
+    assert refusal.details.reasons
+    return refusal
+
+
 def production_versions(store: RegistryStore, name: str) -> list[int]:
     return [v.version for v in store.list_versions(name) if v.stage == Stage.PRODUCTION]
 

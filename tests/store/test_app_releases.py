@@ -235,3 +235,42 @@ def test_moving_an_unprotected_alias_a_release_follows_is_checked_for_skew(
         serving.set_aliases("fraud", {"shadow": candidate})
 
     assert serving.resolve_app_release("fraud-service", "1.0.0") == ("fraud", 1)
+
+
+def test_archiving_production_while_a_release_follows_it_needs_force(serving: SqlStore) -> None:
+    serving.bind_app_release("fraud-service", "1.0.0", "fraud", follow="production")
+    generation = serving.get_model("fraud").generation
+
+    with pytest.raises(GateRefused, match="fraud-service@1.0.0 follow production") as refused:
+        serving.transition("fraud", 1, Stage.ARCHIVED, reason="retire")
+
+    assert "leaves them no model" in refused.value.reasons[0]
+    assert serving.get_model("fraud").generation == generation
+    assert serving.history("fraud")[-1].details.gate == "archive"
+    change = serving.transition("fraud", 1, Stage.ARCHIVED, reason="retire it all", force=True)
+    assert change.events[-1].details.forced
+    assert serving.get_model("fraud").production is None
+
+
+def test_archiving_production_nobody_follows_is_not_gated(serving: SqlStore) -> None:
+    serving.transition("fraud", 1, Stage.ARCHIVED, reason="retire")
+
+    assert serving.get_model("fraud").production is None
+
+
+def test_a_rollback_to_a_version_a_following_release_cannot_feed_is_refused(
+    serving: SqlStore,
+) -> None:
+    v2 = _stage_candidate(serving, AMOUNT, MERCHANT)
+    serving.promote("fraud", v2)
+    # fraud-service 2.0.0 sends merchant_category and follows production (v2 takes it).
+    serving.bind_app_release("fraud-service", "2.0.0", "fraud", follow="production")
+
+    with pytest.raises(GateRefused, match="merchant_category") as refused:
+        serving.rollback("fraud", reason="bad p99")
+
+    assert "fraud-service@2.0.0" in refused.value.reasons[0]
+    assert serving.get_model("fraud").production == v2
+    change = serving.rollback("fraud", reason="roll the service back too", force=True)
+    assert change.events[0].details.skipped == ("replicas", "signature")
+    assert serving.get_model("fraud").production == 1

@@ -72,7 +72,7 @@ def test_forced_rollback_goes_through_and_is_recorded(half_replicated: SqlStore)
     assert event.kind == "rollback"
     assert (event.details.forced, event.details.skipped, event.details.invalidate) == (
         True,
-        ("replicas",),
+        ("replicas", "signature"),  # every gate of a rollback under the default policy
         True,
     )
     assert "eu-west (no replica)" in event.details.reasons[0]

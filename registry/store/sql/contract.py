@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from pydantic_core import from_json
 from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,7 @@ from registry.models import (
     check_model_name,
     check_release,
     check_version,
+    validation_message,
 )
 from registry.release import gates
 from registry.release.checks import (
@@ -39,7 +41,7 @@ from registry.release.checks import (
 )
 from registry.release.decision import Decision
 from registry.release.policy import ApprovalStatus, Gate, PolicyRecord, ReleasePolicy
-from registry.release_models import Check, ReplicaState
+from registry.release_models import Check, ReplicaState, one_line
 from registry.store.sql.common import (
     LockedModel,
     append_event,
@@ -167,7 +169,6 @@ def promotion_facts(
     policy: ReleasePolicy,
     policy_version: int,
 ) -> gates.PromotionFacts:
-    from registry.release.signature import skew
 
     candidate = conn.execute(_CANDIDATE, {"vid": vid}).one()
     production = conn.execute(_PRODUCTION, {"model_id": model.id}).first()
@@ -177,35 +178,14 @@ def promotion_facts(
     for check in conn.execute(_GATE_CHECKS, {"vid": vid}):
         evidence = _json(check.evidence) or {}
         if check.kind == CheckKind.HEALTH.value and check.region is not None:
-            health[check.region] = (
-                bool(check.passed),
-                HealthVerdict.model_validate(evidence).error,
-            )
+            health[check.region] = _health(bool(check.passed), evidence)
         elif check.kind == CheckKind.CANARY.value:
-            verdict = CanaryVerdict.model_validate(evidence)
-            canary = gates.CanaryFacts(
-                bool(check.passed), verdict.decision, verdict.baseline_version
-            )
+            canary = _canary(bool(check.passed), evidence)
         elif check.kind == CheckKind.APPROVAL.value and check.recorded_by != candidate.created_by:
             approvers.append(check.recorded_by)
     signature = _signature(candidate.signature)
     follow = "production" if target == Stage.PRODUCTION.value else target
-    releases = []
-    for row in conn.execute(_FOLLOWERS, {"model_id": model.id, "follow": follow}):
-        report = (
-            None
-            if signature is None
-            else skew(signature, Signature.model_validate(_json(row.schema_doc)))
-        )
-        releases.append(
-            gates.ReleaseSkew(
-                app=row.app,
-                release=row.release,
-                follow=row.follow,
-                problems=() if report is None else tuple(report.lines()),
-                summary="" if report is None else report.summary(),
-            )
-        )
+    releases = follower_skews(conn, model, follow, signature)
     return gates.PromotionFacts(
         name=model.name,
         version=version,
@@ -217,10 +197,54 @@ def promotion_facts(
         has_signature=signature is not None,
         regions=region_facts(conn, vid, candidate.sha256, candidate.size, policy.regions, health),
         canary=canary,
-        releases=tuple(releases),
+        releases=releases,
         approvers=tuple(dict.fromkeys(approvers)),
         policy_version=policy_version,
     )
+
+
+def _health(passed: bool, evidence: Any) -> tuple[bool, str | None]:
+    """(passed, error) of a health check; evidence the gate cannot read fails it."""
+    try:
+        error = HealthVerdict.model_validate(evidence).error
+    except ValidationError as exc:
+        return False, f"health evidence unreadable: {validation_message(exc)}"
+    return passed, one_line(error)
+
+
+def _canary(passed: bool, evidence: Any) -> gates.CanaryFacts:
+    try:
+        verdict = CanaryVerdict.model_validate(evidence)
+    except ValidationError as exc:
+        return gates.CanaryFacts(False, f"evidence unreadable: {validation_message(exc)}", None)
+    return gates.CanaryFacts(passed, one_line(verdict.decision) or "", verdict.baseline_version)
+
+
+def follower_skews(
+    conn: Connection, model: LockedModel, follow: str, signature: Signature | None
+) -> tuple[gates.ReleaseSkew, ...]:
+    """Every app release that follows ``follow`` (``production`` or an alias) of the
+    model, and how ``signature`` differs from the schema it sends."""
+    from registry.release.signature import skew
+
+    releases = []
+    for row in conn.execute(_FOLLOWERS, {"model_id": model.id, "follow": follow}):
+        schema = Signature.model_validate(_json(row.schema_doc))
+        report = None if signature is None else skew(signature, schema)
+        releases.append(
+            gates.ReleaseSkew(
+                app=row.app,
+                release=row.release,
+                follow=row.follow,
+                problems=() if report is None else tuple(report.lines()),
+                summary="" if report is None else report.summary(),
+            )
+        )
+    return tuple(releases)
+
+
+def version_signature(conn: Connection, vid: int) -> Signature | None:
+    return _signature(conn.execute(_CANDIDATE, {"vid": vid}).one().signature)
 
 
 def staging_facts(
@@ -231,7 +255,13 @@ def staging_facts(
     candidate = conn.execute(_CANDIDATE, {"vid": vid}).one()
     production = conn.execute(_PRODUCTION, {"model_id": model.id}).first()
     raw = conn.execute(_LATEST_EVALUATION, {"vid": vid}).scalar()
-    evaluation = None if raw is None else EvaluationEvidence.model_validate(_json(raw))
+    evaluation: EvaluationEvidence | None = None
+    unreadable: tuple[str, ...] = ()
+    if raw is not None:
+        try:
+            evaluation = EvaluationEvidence.model_validate(_json(raw))
+        except ValidationError as exc:
+            unreadable = (f"the latest evaluation check is unreadable: {validation_message(exc)}",)
     prod_version = None if production is None else int(production.version)
     metrics, source = dict(_json(candidate.metrics) or {}), "registered metrics"
     prod_metrics = None if production is None else dict(_json(production.metrics) or {})
@@ -247,6 +277,7 @@ def staging_facts(
         production=prod_version,
         production_metrics=prod_metrics,
         policy_version=policy_version,
+        unreadable=unreadable,
     )
 
 
@@ -260,12 +291,15 @@ def rollback_facts(
 ) -> gates.RollbackFacts:
     vid, _stage = version_id(conn, model.id, target, model.name)
     candidate = conn.execute(_CANDIDATE, {"vid": vid}).one()
+    signature = _signature(candidate.signature)
     return gates.RollbackFacts(
         name=model.name,
         target=target,
         current=current,
         regions=region_facts(conn, vid, candidate.sha256, candidate.size, policy.regions),
         policy_version=policy_version,
+        has_signature=signature is not None,
+        releases=follower_skews(conn, model, "production", signature),
     )
 
 
@@ -280,6 +314,7 @@ def refuse(
     subject: str,
     decision: Decision[Any],
     reason: str | None,
+    message: str | None = None,
 ) -> GateRefused:
     """Record a refusal as an event (committed with the caller's transaction); the error
     for the caller to raise once it has committed."""
@@ -296,10 +331,8 @@ def refuse(
         details=EventDetails(gate=gate, reasons=decision.reasons),
     )
     what = f"v{version} to {subject}" if version is not None else subject
-    return GateRefused(
-        f"{gate} gate refused {model.name} {what}: {'; '.join(decision.reasons)}",
-        decision.reasons,
-    )
+    message = message or f"{gate} gate refused {model.name} {what}"
+    return GateRefused(f"{message}: {'; '.join(decision.reasons)}", decision.reasons)
 
 
 def forced_details(policy: ReleasePolicy, target: str, decision: Decision[Any]) -> EventDetails:

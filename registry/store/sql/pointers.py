@@ -31,8 +31,10 @@ from registry.models import (
 )
 from registry.release import gates
 from registry.release.decision import Decision
+from registry.release.policy import Gate
 from registry.release.transitions import (
     ProductionChange,
+    RollbackTarget,
     check_transition,
     choose_rollback_target,
 )
@@ -47,12 +49,14 @@ from registry.store.sql.common import (
 )
 from registry.store.sql.contract import (
     check_reason,
+    follower_skews,
     forced_details,
     policy_of,
     promotion_facts,
     refuse,
     rollback_facts,
     staging_facts,
+    version_signature,
 )
 from registry.store.sql.engine import Database
 from registry.store.sql.schema import (
@@ -101,6 +105,8 @@ class PointersMixin:
             details: EventDetails | None = None
             if stage in (Stage.STAGING, Stage.PRODUCTION):
                 details, refused = self._gate_stage(conn, model, version, vid, stage, force, reason)
+            elif current is Stage.PRODUCTION:
+                details, refused = self._gate_archive(conn, model, version, force, reason)
             if refused is None:
                 events = self._move_stage(
                     conn, model, version, vid, current, stage, expected_generation, reason, details
@@ -163,6 +169,35 @@ class PointersMixin:
             reason=reason,
         )
         return None, refusal
+
+    def _gate_archive(
+        self, conn: Connection, model: LockedModel, version: int, force: bool, reason: str | None
+    ) -> tuple[EventDetails | None, GateRefused | None]:
+        """Archiving the Production version leaves every app release that follows
+        Production without a model: only with ``force`` while one does."""
+        releases = follower_skews(conn, model, "production", None)
+        labels = ", ".join(r.label for r in releases)
+        problem = (
+            f"{labels} follow production: archiving v{version} leaves them no model "
+            "(roll back or promote another version instead)"
+        )
+        decision = Decision.of([problem] if releases else [], releases)
+        if decision.ok:
+            return None, None
+        if force:
+            forced = EventDetails(forced=True, skipped=("followers",), reasons=decision.reasons)
+            return forced, None
+        return None, refuse(
+            conn,
+            model,
+            actor=self.actor,
+            origin=self.origin,
+            version=version,
+            gate="archive",
+            subject=Stage.ARCHIVED.value,
+            decision=decision,
+            reason=reason,
+        )
 
     def _move_stage(
         self,
@@ -298,10 +333,15 @@ class PointersMixin:
         policy, policy_version = policy_of(conn, model.id)
         details: dict[str, EventDetails] = {}
         for alias, target in changes.items():
-            if not policy.is_protected(alias):
-                continue
             decision: Decision[Any]
-            if target is None:
+            if not policy.is_protected(alias):
+                if target is None:
+                    continue
+                # Not gated, but an app release that follows it must be able to feed it.
+                signature = version_signature(conn, resolved[alias])
+                releases = follower_skews(conn, model, alias, signature)
+                decision = gates.followers(target, signature is not None, releases)
+            elif target is None:
                 decision = Decision.of(
                     [f"{alias} is a protected alias: removing it needs --force and a reason"],
                     None,
@@ -400,7 +440,6 @@ class PointersMixin:
         if to is not None:
             check_version(to)
         reason = check_reason(reason, "a rollback")
-        refused: GateRefused | None = None
         with self.db.write() as conn:
             model = lock_model(conn, name)
             check_generation(model, expected_generation)
@@ -410,38 +449,60 @@ class PointersMixin:
                 current.version if current else None,
                 to,
             )
-            if not choice.ok or choice.evidence.target is None:
-                raise GateRefused(f"cannot roll back {name!r}: {choice.reasons[0]}", choice.reasons)
-            target = choice.evidence.target
+            outcome = self._gate_rollback(conn, model, choice, to, reason, force)
+            if isinstance(outcome, EventDetails):
+                assert choice.evidence.target is not None
+                event = self._roll_back(
+                    conn,
+                    model,
+                    choice.evidence.target,
+                    current,
+                    expected_generation,
+                    reason,
+                    outcome,
+                )
+        if isinstance(outcome, GateRefused):
+            raise outcome
+        return PointerChange(name=name, generation=event.generation, events=(event,))
+
+    def _gate_rollback(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        choice: Decision[RollbackTarget],
+        to: int | None,
+        reason: str,
+        force: bool,
+    ) -> EventDetails | GateRefused:
+        """The rollback event's details, or the refusal (recorded) to raise after commit."""
+        target = choice.evidence.target
+        decision: Decision[Any] = choice
+        if choice.ok and target is not None:
             policy, policy_version = policy_of(conn, model.id)
             facts = rollback_facts(
                 conn, model, target, choice.evidence.current, policy, policy_version
             )
             decision = gates.rollback(policy, facts)
-            details = EventDetails(invalidate=True)
-            if not decision.ok and force:
-                details = forced_details(policy, "rollback", decision).model_copy(
-                    update={"invalidate": True, "skipped": ("replicas",)}
+            if decision.ok:
+                return EventDetails(invalidate=True)
+            if force:
+                signature = Gate.SIGNATURE in policy.required
+                skipped = ("replicas", "signature") if signature else ("replicas",)
+                return forced_details(policy, "rollback", decision).model_copy(
+                    update={"invalidate": True, "skipped": skipped}
                 )
-            elif not decision.ok:
-                refused = refuse(
-                    conn,
-                    model,
-                    actor=self.actor,
-                    origin=self.origin,
-                    version=target,
-                    gate="rollback",
-                    subject=Stage.PRODUCTION.value,
-                    decision=decision,
-                    reason=reason,
-                )
-            if refused is None:
-                event = self._roll_back(
-                    conn, model, target, current, expected_generation, reason, details
-                )
-        if refused is not None:
-            raise refused
-        return PointerChange(name=name, generation=event.generation, events=(event,))
+        return refuse(
+            conn,
+            model,
+            actor=self.actor,
+            origin=self.origin,
+            version=target,
+            gate="rollback",
+            subject=Stage.PRODUCTION.value,
+            decision=decision,
+            reason=reason,
+            message=f"cannot roll back {model.name!r}" if target is None else None,
+        )
 
     def _roll_back(
         self,
