@@ -355,6 +355,32 @@ class ContractMixin:
 
         def _insert_model(self, conn: Connection, name: str) -> int | None: ...
 
+    def _refuse(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        *,
+        version: int | None,
+        gate: str,
+        subject: str,
+        decision: Decision[Any],
+        reason: str | None,
+        message: str | None = None,
+    ) -> GateRefused:
+        """``refuse`` as this store's actor, from its origin."""
+        return refuse(
+            conn,
+            model,
+            actor=self.actor,
+            origin=self.origin,
+            version=version,
+            gate=gate,
+            subject=subject,
+            decision=decision,
+            reason=reason,
+            message=message,
+        )
+
     # ------------------------------------------------------------ policies
 
     def get_policy(self, name: str) -> PolicyRecord:
@@ -546,11 +572,9 @@ class ContractMixin:
         with self.db.write() as conn:
             model = lock_model(conn, name)
             version_id(conn, model.id, version, name)
-            return refuse(
+            return self._refuse(
                 conn,
                 model,
-                actor=self.actor,
-                origin=self.origin,
                 version=version,
                 gate=gate,
                 subject=subject,
@@ -647,11 +671,9 @@ class ContractMixin:
             if checked is not None:
                 decision = _binding_decision(conn, locked, checked, app, release, follow, row)
                 if not decision.ok and not force:
-                    refused = refuse(
+                    refused = self._refuse(
                         conn,
                         locked,
-                        actor=self.actor,
-                        origin=self.origin,
                         version=checked,
                         gate="binding",
                         subject=f"{app}@{release}",

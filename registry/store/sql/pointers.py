@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
@@ -53,7 +53,6 @@ from registry.store.sql.contract import (
     forced_details,
     policy_of,
     promotion_facts,
-    refuse,
     rollback_facts,
     staging_facts,
     version_signature,
@@ -74,6 +73,21 @@ class PointersMixin:
     db: Database
     actor: str
     origin: Origin | None
+
+    if TYPE_CHECKING:  # provided by ContractMixin
+
+        def _refuse(
+            self,
+            conn: Connection,
+            model: LockedModel,
+            *,
+            version: int | None,
+            gate: str,
+            subject: str,
+            decision: Decision[Any],
+            reason: str | None,
+            message: str | None = None,
+        ) -> GateRefused: ...
 
     def transition(
         self,
@@ -157,11 +171,9 @@ class PointersMixin:
             return None, None
         if force:
             return forced_details(policy, stage.value, decision), None
-        refusal = refuse(
+        refusal = self._refuse(
             conn,
             model,
-            actor=self.actor,
-            origin=self.origin,
             version=version,
             gate=gate_name,
             subject=stage.value,
@@ -187,11 +199,9 @@ class PointersMixin:
         if force:
             forced = EventDetails(forced=True, skipped=("followers",), reasons=decision.reasons)
             return forced, None
-        return None, refuse(
+        return None, self._refuse(
             conn,
             model,
-            actor=self.actor,
-            origin=self.origin,
             version=version,
             gate="archive",
             subject=Stage.ARCHIVED.value,
@@ -356,11 +366,9 @@ class PointersMixin:
             if force:
                 details[alias] = forced_details(policy, alias, decision)
                 continue
-            return details, refuse(
+            return details, self._refuse(
                 conn,
                 model,
-                actor=self.actor,
-                origin=self.origin,
                 version=target,
                 gate="alias",
                 subject=alias,
@@ -491,11 +499,9 @@ class PointersMixin:
                 return forced_details(policy, "rollback", decision).model_copy(
                     update={"invalidate": True, "skipped": skipped}
                 )
-        return refuse(
+        return self._refuse(
             conn,
             model,
-            actor=self.actor,
-            origin=self.origin,
             version=target,
             gate="rollback",
             subject=Stage.PRODUCTION.value,
