@@ -47,7 +47,8 @@ from registry.store.sql.common import (
     utcnow,
     version_id,
 )
-from registry.store.sql.contract import (
+from registry.store.sql.engine import Database
+from registry.store.sql.facts import (
     check_reason,
     follower_skews,
     forced_details,
@@ -57,7 +58,6 @@ from registry.store.sql.contract import (
     staging_facts,
     version_signature,
 )
-from registry.store.sql.engine import Database
 from registry.store.sql.schema import (
     aliases_table,
     events_table,
@@ -74,7 +74,7 @@ class PointersMixin:
     actor: str
     origin: Origin | None
 
-    if TYPE_CHECKING:  # provided by ContractMixin
+    if TYPE_CHECKING:  # provided by PoliciesMixin
 
         def _refuse(
             self,

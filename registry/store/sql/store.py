@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from registry.models import Origin
 from registry.store.base import RegistryStore
-from registry.store.sql.contract import ContractMixin
+from registry.store.sql.app_releases import AppReleasesMixin
 from registry.store.sql.engine import Database
 from registry.store.sql.pointers import PointersMixin
+from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
 from registry.store.sql.release import ReleaseMixin
 from registry.store.sql.versions import VersionsMixin
 
 
 class SqlStore(
-    VersionsMixin, PointersMixin, ContractMixin, QueriesMixin, ReleaseMixin, RegistryStore
+    VersionsMixin,
+    PointersMixin,
+    PoliciesMixin,
+    AppReleasesMixin,
+    QueriesMixin,
+    ReleaseMixin,
+    RegistryStore,
 ):
     def __init__(
         self,
