@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -437,3 +438,52 @@ class AppRelease(_Output):
     created_by: str
     created_at: datetime
     bindings: tuple[Binding, ...] = ()
+
+
+# ---------------------------------------------------------------- the serving fleet
+
+MAX_REASON = 2000
+# No spaces or control characters: it is one word in logs and on a command line.
+RESOLVER_ID_RE = re.compile(r"^[!-~]{1,256}$")
+
+
+class Heartbeat(_Output):
+    """One resolver's report, as ``modelreg fleet`` shows it: the model and ref it
+    follows, where it runs, and what it serves.
+
+    ``ref`` is what it was asked for (``fraud-detector@production`` or
+    ``app=fraud-service,release=1.0.0``); ``version`` and ``generation`` are what it
+    serves (``None`` before it has loaded anything); ``seq`` is the newest event it
+    has seen, so ``latest_seq() - seq`` is how far behind the log it is. ``seen_at``
+    is when it sent the beat, by its own clock. Heartbeats are not events: the
+    store keeps the last one per ``resolver_id`` and logs nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolver_id: Annotated[str, StringConstraints(pattern=RESOLVER_ID_RE.pattern)]
+    model: Annotated[str, StringConstraints(pattern=MODEL_NAME_RE.pattern)]
+    ref: ShortText
+    region: Annotated[str, StringConstraints(pattern=ALIAS_RE.pattern)]  # a region name
+    host: ShortText
+    pid: int = Field(ge=0)
+    version: int | None = Field(default=None, ge=1)
+    generation: int | None = Field(default=None, ge=0)
+    seq: int = Field(ge=0)
+    degraded: bool = False
+    reason: str | None = None  # why it is degraded, kept as one line
+    started_at: AwareDatetime
+    seen_at: AwareDatetime
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, reason: str | None) -> str | None:
+        if reason is None:
+            return None
+        text = " ".join(reason.split())
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+    @field_validator("started_at", "seen_at")
+    @classmethod
+    def _utc(cls, moment: datetime) -> datetime:
+        return moment.astimezone(UTC)

@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.views:events",
         "The change feed: events after sequence number SEQ, in order.",
     ),
+    "fleet": (
+        "registry.cli.fleet:fleet",
+        "Which version every running resolver serves, and whether the fleet agrees.",
+    ),
     "replicate": (
         "registry.cli.replicas:replicate",
         "Copy VERSION of NAME into every region and verify each copy.",

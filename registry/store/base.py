@@ -15,6 +15,7 @@ from registry.models import (
     AppRelease,
     ArtifactRef,
     Event,
+    Heartbeat,
     LineageHit,
     ModelVersion,
     Origin,
@@ -258,6 +259,16 @@ class RegistryStore(ABC):
         """Events with ``seq > since`` in sequence order: the change feed."""
 
     @abstractmethod
+    def latest_seq(self) -> int:
+        """The newest event's sequence number (0 on an empty log): one cheap read.
+
+        A follower that cannot be told about changes (SQLite) polls this and reads
+        ``events(since=…)`` only when it moved. On PostgreSQL every event also sends
+        ``NOTIFY modelreg_events, '<seq>'`` in its own transaction, so a listener
+        (``registry.store.sql.listen.EventListener``) hears it when it commits.
+        """
+
+    @abstractmethod
     def history(self, name: str) -> list[Event]:
         """Every event of one model, oldest first: the audit trail."""
 
@@ -284,6 +295,17 @@ class RegistryStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- the serving fleet ------------------------------------------------------
+    @abstractmethod
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """Record what one resolver serves now: the row of ``beat.resolver_id`` is
+        created or replaced. Not an event: no generation moves, nothing is logged."""
+
+    @abstractmethod
+    def fleet(self, name: str | None = None) -> list[Heartbeat]:
+        """The last heartbeat of every resolver (of model ``name``), stale ones too,
+        sorted by model, ref, region and resolver id."""
 
     # -- release records: replicas and checks ---------------------------------
     @abstractmethod

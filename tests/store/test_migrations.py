@@ -289,7 +289,10 @@ OLD_ROWS: dict[str, list[dict[str, Any]]] = {
         },
     ],
 }
-JSON_COLUMNS = {"signature", "metrics", "params", "tags", "lineage", "environment", "evidence"}
+JSON_COLUMNS = {
+    *("signature", "metrics", "params", "tags", "lineage", "environment", "evidence"),
+    *("document", "schema_doc", "details"),  # 0004's
+}
 # The primary key of each table, to read its rows in a stable order.
 ORDER = {
     "registered_model": "id",
@@ -302,34 +305,41 @@ ORDER = {
     "event_counter": "id",
     "version_replica": "version_id, region",
     "version_check": "id",
+    "release_policy": "id",
+    "app_release": "id",
+    "app_binding": "release_id, model_id",
 }
 
 
-@pytest.fixture
-def at_0003(fresh_url: str) -> str:
-    """A registry database at revision 0003 (the schema before the release contract)."""
+def _migrate_to(url: str, revision: str) -> str:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(registry.store.migrations.__file__).parent))
-    engine = sa.create_engine(normalise_url(fresh_url), poolclass=sa.NullPool)
+    engine = sa.create_engine(normalise_url(url), poolclass=sa.NullPool)
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "0003")
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
-    return fresh_url
+    return url
 
 
-def _insert_old_rows(url: str) -> None:
+@pytest.fixture
+def at_0003(fresh_url: str) -> str:
+    """A registry database at revision 0003 (the schema before the release contract)."""
+    return _migrate_to(fresh_url, "0003")
+
+
+def _insert_old_rows(url: str, tables: dict[str, list[dict[str, Any]]] = OLD_ROWS) -> None:
     engine = sa.create_engine(normalise_url(url), poolclass=sa.NullPool)
     try:
         with engine.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
             conn.execute(sa.text("DELETE FROM event_counter"))  # 0001 seeds it with seq 0
-            for table, rows in OLD_ROWS.items():
+            for table, rows in tables.items():
                 for row in rows:
                     columns = ", ".join(row)
                     values = ", ".join(
@@ -344,7 +354,8 @@ def _insert_old_rows(url: str) -> None:
                         sa.text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), params
                     )
             if postgres:  # as if the store had inserted them: the id sequences moved on
-                for table in ("registered_model", "model_version", "version_check"):
+                serial = ("registered_model", "model_version", "version_check", *SERIAL_0004)
+                for table in (t for t in serial if t in tables):
                     conn.execute(
                         sa.text(
                             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -362,8 +373,10 @@ def _sql_value(value: Any, postgres: bool) -> Any:
     return value
 
 
-def _raw_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every 0003 column of every 0003 table, as the driver returns it."""
+def _raw_rows(
+    url: str, tables: dict[str, list[dict[str, Any]]] = OLD_ROWS
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every column of ``tables`` (default: every 0003 table), as the driver returns it."""
     engine = sa.create_engine(normalise_url(url), poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
@@ -374,7 +387,7 @@ def _raw_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
                         sa.text(f"SELECT {', '.join(rows[0])} FROM {table} ORDER BY {ORDER[table]}")
                     )
                 ]
-                for table, rows in OLD_ROWS.items()
+                for table, rows in tables.items()
             }
     finally:
         engine.dispose()
@@ -480,3 +493,99 @@ def test_an_upgraded_registry_carries_on(upgraded: Upgraded) -> None:
 
     assert [e.seq for e in store.history("fraud")][-2:] == [10, 11]
     assert store.get_policy("fraud").version == 0
+
+
+# ---------------------------------------------------------------- upgrading from 0004
+
+# What revision 0004 added, on top of the 0003 rows: a policy, an app release bound to
+# Production, and events with typed details (a forced promotion, a refusal).
+ROWS_0004: dict[str, list[dict[str, Any]]] = {
+    "release_policy": [
+        {
+            "id": 1,
+            "model_id": 1,
+            "version": 1,
+            "document": {"required": ["replicas", "health"], "regions": ["us-east"]},
+            "reason": "payments policy",
+            "actor": "alice",
+            "created_at": T0 + timedelta(minutes=10),
+        }
+    ],
+    "app_release": [
+        {
+            "id": 1,
+            "app": "fraud-service",
+            "release": "1.0.0",
+            "schema_doc": SIGNATURE,
+            "description": None,
+            "created_by": "bob",
+            "created_at": T0 + timedelta(minutes=11),
+        }
+    ],
+    "app_binding": [
+        {
+            "release_id": 1,
+            "model_id": 1,
+            "version_id": None,
+            "follow": "production",
+            "bound_by": "bob",
+            "bound_at": T0 + timedelta(minutes=12),
+        }
+    ],
+}
+SERIAL_0004 = ("release_policy", "app_release")
+EVENTS_0004 = [
+    {
+        **OLD_ROWS["event"][-1],
+        "seq": seq,
+        "kind": kind,
+        "subject": subject,
+        "to_value": to_value,
+        "generation": 5,
+        "details": details,
+    }
+    for seq, kind, subject, to_value, details in [
+        (10, "policy", None, "1", None),
+        (11, "binding", "fraud-service@1.0.0", "follow production", None),
+        (12, "refused", "Production", None, {"gate": "promotion", "reasons": ["no canary"]}),
+    ]
+]
+ALL_0004 = {
+    **OLD_ROWS,
+    "event": OLD_ROWS["event"] + EVENTS_0004,
+    "event_counter": [{"id": 1, "seq": 12}],
+    **ROWS_0004,
+}
+
+
+@pytest.fixture
+def upgraded_0004(fresh_url: str) -> Iterator[Upgraded]:
+    """A 0004 database holding rows of every table, then opened by the store."""
+    _migrate_to(fresh_url, "0004")
+    _insert_old_rows(fresh_url, ALL_0004)
+    before = _raw_rows(fresh_url, ALL_0004)
+    assert _revision(fresh_url) == "0004"
+    with SqlStore(fresh_url, actor="tester") as store:
+        yield Upgraded(fresh_url, before, store)
+
+
+def test_upgrading_from_0004_reaches_0005(upgraded_0004: Upgraded) -> None:
+    assert _revision(upgraded_0004.url) == _alembic_head() == "0005"
+
+
+def test_every_0004_row_survives_the_upgrade_unchanged(upgraded_0004: Upgraded) -> None:
+    after = _raw_rows(upgraded_0004.url, ALL_0004)
+
+    assert {t: len(rows) for t, rows in after.items()} == {
+        t: len(rows) for t, rows in ALL_0004.items()
+    }
+    assert after == upgraded_0004.before
+
+
+def test_an_upgraded_registry_starts_with_no_heartbeats(upgraded_0004: Upgraded) -> None:
+    store = upgraded_0004.store
+
+    assert store.fleet() == []
+    assert store.latest_seq() == 12
+    assert store.resolve_app_release("fraud-service", "1.0.0") == ("fraud", 2)
+    assert store.history("fraud")[-1].details.reasons == ("no canary",)

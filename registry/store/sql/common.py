@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic_core import from_json
-from sqlalchemy import Connection, Row, Text, bindparam, cast, insert, select, update
+from sqlalchemy import Connection, Row, Text, bindparam, cast, func, insert, select, update
 
 from registry.errors import Conflict, NotFound
 from registry.models import (
@@ -63,6 +63,11 @@ _NEXT_SEQ = (
     .returning(event_counter_table.c.seq)
 )
 _INSERT_EVENT = insert(events_table)
+# PostgreSQL delivers a NOTIFY when (and only if) its transaction commits: listeners
+# (``registry.store.sql.listen``) hear each event's seq once it is readable. The
+# channel is per database, so the payload is a hint to read the feed, nothing more.
+EVENTS_CHANNEL = "modelreg_events"
+_NOTIFY = select(func.pg_notify(EVENTS_CHANNEL, bindparam("payload")))
 _VERSION_ID = select(versions_table.c.id, versions_table.c.stage).where(
     versions_table.c.model_id == bindparam("model_id"),
     versions_table.c.version == bindparam("version"),
@@ -137,6 +142,8 @@ def append_event(
         else details.model_dump(mode="json", exclude_defaults=True),
     }
     execute(conn, _INSERT_EVENT, values)
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"payload": str(seq)})
     values["model"] = values.pop("model_name")
     del values["model_id"]
     values["details"] = details or EventDetails()

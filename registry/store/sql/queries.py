@@ -16,6 +16,7 @@ from registry.store.sql.engine import Database
 from registry.store.sql.pointers import production_timeline
 from registry.store.sql.schema import (
     datasets_table,
+    event_counter_table,
     events_table,
     models_table,
     versions_table,
@@ -23,6 +24,9 @@ from registry.store.sql.schema import (
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 MAX_EVENTS = 10_000
+# The counter row, not max(seq): one primary-key read. It moves in the transaction
+# that appends the event, so a reader sees it move exactly when the event commits.
+_LATEST_SEQ = select(event_counter_table.c.seq).where(event_counter_table.c.id == 1)
 
 
 class QueriesMixin:
@@ -38,6 +42,10 @@ class QueriesMixin:
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(events_table.c.seq).limit(limit))
             return [event_from_row(r) for r in rows]
+
+    def latest_seq(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(_LATEST_SEQ).scalar() or 0)
 
     def history(self, name: str) -> list[Event]:
         check_model_name(name)

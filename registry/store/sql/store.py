@@ -6,6 +6,7 @@ from registry.models import Origin
 from registry.store.base import RegistryStore
 from registry.store.sql.app_releases import AppReleasesMixin
 from registry.store.sql.engine import Database
+from registry.store.sql.fleet import FleetMixin
 from registry.store.sql.pointers import PointersMixin
 from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
@@ -20,6 +21,7 @@ class SqlStore(
     AppReleasesMixin,
     QueriesMixin,
     ReleaseMixin,
+    FleetMixin,
     RegistryStore,
 ):
     def __init__(
