@@ -241,7 +241,7 @@ def test_archiving_production_while_a_release_follows_it_needs_force(serving: Sq
     serving.bind_app_release("fraud-service", "1.0.0", "fraud", follow="production")
     generation = serving.get_model("fraud").generation
 
-    with pytest.raises(GateRefused, match="fraud-service@1.0.0 follow production") as refused:
+    with pytest.raises(GateRefused, match=r"fraud-service@1\.0\.0 follow production") as refused:
         serving.transition("fraud", 1, Stage.ARCHIVED, reason="retire")
 
     assert "leaves them no model" in refused.value.reasons[0]

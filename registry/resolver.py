@@ -1,0 +1,636 @@
+"""The serving resolver: the model to serve, loaded and checked, looked up in memory.
+
+``Resolver.get(ref)`` is a dictionary read: no registry query and no I/O per call.
+A follower thread watches the registry's event log (a cheap poll of the newest
+sequence number; on PostgreSQL it is also woken by the NOTIFY the event's own
+transaction sends) and a TTL refresh is only a fallback. When a pointer moves,
+the new version is downloaded from the resolver's own region, its size and
+sha256 are checked, it is loaded (skops, trusted types only), its signature is
+checked against the schema the serving code sends, and only then swapped in,
+atomically. Anything that fails (registry unreachable, bytes missing or tampered,
+a download past its budget, model-code skew) leaves the current model serving,
+marks the resolver degraded with the reason, and is retried with backoff.
+
+Every model it swaps in is written to an on-disk last-known-good cache, so a
+process that starts while the registry is unreachable serves what it served
+before (and says so), and one that starts while the newest bytes are missing in
+its region serves the newest version it can verify.
+
+Importing this module imports nothing heavy (no prefect, no pandas, no sklearn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from registry.config import Settings
+from registry.errors import InvalidInput, NotFound, RegistryError, RegistryUnavailable
+from registry.models import ArtifactRef, ModelVersion, Signature, Stage
+from registry.store.base import RegistryStore
+
+log = logging.getLogger("modelreg.resolver")
+
+Loader = Callable[[Path, ArtifactRef], Any]
+POINTER_KINDS = frozenset({"stage", "alias", "rollback", "binding"})
+MAX_BACKOFF_S = 30.0
+
+
+def load_skops(path: Path, ref: ArtifactRef) -> Any:
+    """The model in ``path``, its size and sha256 checked first, trusted types only."""
+    from registry.modelio import load_model
+
+    return load_model(path, sha256=ref.sha256, size=ref.size)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a reference points at now, in the registry."""
+
+    name: str
+    version: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded model and what it is: the value ``get`` returns."""
+
+    ref: str
+    name: str
+    version: int
+    generation: int
+    signature: Signature | None
+    artifact: ArtifactRef
+    model: Any
+    source: str = "registry"  # or "disk": the last-known-good cache, at start-up
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Predictions for ``rows``; a row with missing, extra or mistyped features is
+        ``InvalidInput`` naming them, never a silent null or a cast."""
+        if self.signature is None:
+            raise InvalidInput(f"{self.name} v{self.version} has no signature to check rows by")
+        check_rows(self.signature, rows)
+        from registry.release.health_worker import frame_from_records
+
+        features = [f.model_dump() for f in self.signature.features]
+        frame = frame_from_records(rows, features)
+        return list(self.model.predict(frame).tolist())
+
+
+_NUMBER = (int, float)
+_KINDS: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "category": (str,),
+    "string": (str,),
+    "object": (str,),
+    "date": (str,),
+}
+
+
+def check_rows(signature: Signature, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Every row has exactly the signature's features, each of a JSON type its dtype takes."""
+    names = [f.name for f in signature.features]
+    wanted = set(names)
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InvalidInput(f"row {index} is not an object of features")
+        missing = [n for n in names if n not in row]
+        extra = sorted(set(row) - wanted)
+        mistyped = [
+            f"{f.name} ({f.dtype}, got {type(row[f.name]).__name__})"
+            for f in signature.features
+            if f.name in row and not _fits(f.dtype, row[f.name])
+        ]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if extra:
+            problems.append(f"extra {', '.join(extra)}")
+        if mistyped:
+            problems.append(f"mistyped {', '.join(mistyped)}")
+        if problems:
+            raise InvalidInput(f"row {index}: {'; '.join(problems)}")
+
+
+def _fits(dtype: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if dtype in _KINDS:
+        return isinstance(value, _KINDS[dtype]) and not (
+            dtype != "bool" and isinstance(value, bool)
+        )
+    if isinstance(value, bool):
+        return False
+    if dtype.startswith(("int", "uint")):
+        return isinstance(value, int)
+    if dtype.startswith("float"):
+        return isinstance(value, _NUMBER)
+    return isinstance(value, str)  # datetimes and durations arrive as ISO text
+
+
+@dataclass
+class _Slot:
+    """One reference the resolver keeps: what serves, and what went wrong last."""
+
+    key: str
+    served: Served | None = None
+    degraded: str | None = None
+    applied_seq: int = 0
+    failures: int = 0
+    retry_at: float = 0.0
+    swaps: int = 0
+    swap_failures: int = 0
+
+
+@dataclass(frozen=True)
+class ResolverStatus:
+    ref: str
+    version: int | None
+    generation: int | None
+    source: str | None
+    degraded: bool
+    reason: str | None
+    behind: int  # events in the log the resolver has not applied yet
+    seq: int
+    swaps: int
+    swap_failures: int
+
+
+@dataclass
+class _Options:
+    poll_s: float = 0.1
+    ttl_s: float = 30.0
+    budget_s: float = 60.0
+    heartbeat_s: float = 5.0
+    loader: Loader = field(default=load_skops)
+
+
+class Resolver:
+    """Serve ``refs`` (``name@production``, ``name@champion``, ``name@7``, or
+    ``app=fraud-service,release=1.0.0``) from ``region``; see the module docstring.
+
+    ``schema`` is the feature schema the serving code sends: a model whose signature
+    differs is never swapped in. Use as a context manager, or ``start()``/``close()``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        region: str,
+        refs: Sequence[str],
+        *,
+        schema: Signature | None = None,
+        cache_dir: Path | None = None,
+        poll_s: float = 0.1,
+        ttl_s: float = 30.0,
+        budget_s: float = 60.0,
+        heartbeat_s: float = 5.0,
+        loader: Loader = load_skops,
+        resolver_id: str | None = None,
+    ) -> None:
+        if not refs:
+            raise InvalidInput("a resolver needs at least one reference to serve")
+        self.settings = settings
+        self.region = region
+        self.schema = schema
+        self.id = resolver_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.cache_dir = Path(cache_dir or settings.home / "resolver" / region)
+        self.options = _Options(poll_s, ttl_s, budget_s, heartbeat_s, loader)
+        self._slots = {parse_ref(r): _Slot(parse_ref(r)) for r in refs}
+        # The hot path reads this dict only; swaps replace one entry (atomic in CPython).
+        self._served: dict[str, Served] = {}
+        self._seq = 0  # the newest sequence number seen in the log
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: RegistryStore | None = None
+        self._started_at = datetime.now(UTC)
+        self._downloads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelreg-dl")
+        self._listener: threading.Thread | None = None
+        self._listening: Any = None  # the EventListener, on PostgreSQL
+
+    # ------------------------------------------------------------ the hot path
+
+    def get(
+        self, ref: str | None = None, *, app: str | None = None, release: str | None = None
+    ) -> Served:
+        """The model serving ``ref`` now (the only one, if the resolver keeps one)."""
+        if app is not None or release is not None:
+            ref = f"app={app},release={release}"
+        if ref is None:
+            if len(self._served) == 1:
+                return next(iter(self._served.values()))
+            raise InvalidInput("this resolver serves several references: name one")
+        try:
+            return self._served[ref]
+        except KeyError:
+            return self._served_slow(ref)
+
+    def _served_slow(self, ref: str) -> Served:
+        key = parse_ref(ref)
+        if key in self._served:
+            return self._served[key]
+        slot = self._slots.get(key)
+        if slot is None:
+            raise NotFound(
+                f"this resolver does not serve {ref!r} (it serves {', '.join(self._slots)})"
+            )
+        raise NotFound(f"nothing can be served for {ref!r} yet: {slot.degraded or 'starting'}")
+
+    # ------------------------------------------------------------ life cycle
+
+    def __enter__(self) -> Resolver:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self) -> Resolver:
+        """Resolve every reference (from the registry, else from the disk cache), then
+        follow the event log in the background."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._seq = self._open().latest_seq()
+        except RegistryError as exc:
+            log.warning("registry unreachable at start-up: %s", exc)
+        if self.settings.registry_url.startswith("postgresql"):
+            # Push: the NOTIFY each event's transaction sends wakes the follower at once.
+            self._listener = threading.Thread(
+                target=self._listen, name="modelreg-resolver-listen", daemon=True
+            )
+            self._listener.start()
+        for slot in self._slots.values():
+            self._refresh(slot, starting=True)
+        self._thread = threading.Thread(target=self._follow, name="modelreg-resolver", daemon=True)
+        self._thread.start()
+        return self
+
+    def _listen(self) -> None:
+        """Wake the follower on every NOTIFY; reconnect with backoff when the line drops
+        (the follower's own poll covers the gap: nothing is missed, only later)."""
+        from registry.store.sql.listen import EventListener
+
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                with EventListener(self.settings.registry_url) as listener:
+                    self._listening = listener
+                    delay = 0.2
+                    self._wake.set()  # re-read the feed: anything sent while we were away
+                    for _seq in listener.heard():
+                        self._wake.set()
+                        if self._stop.is_set():
+                            return
+            except RegistryError as exc:
+                log.warning("event channel unavailable: %s", exc)
+            self._stop.wait(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        listening = self._listening
+        if listening is not None:
+            listening.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._downloads.shutdown(wait=False, cancel_futures=True)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def status(self) -> list[ResolverStatus]:
+        out = []
+        for slot in self._slots.values():
+            served = slot.served
+            out.append(
+                ResolverStatus(
+                    ref=slot.key,
+                    version=None if served is None else served.version,
+                    generation=None if served is None else served.generation,
+                    source=None if served is None else served.source,
+                    degraded=slot.degraded is not None,
+                    reason=slot.degraded,
+                    behind=max(self._seq - slot.applied_seq, 0),
+                    seq=slot.applied_seq,
+                    swaps=slot.swaps,
+                    swap_failures=slot.swap_failures,
+                )
+            )
+        return out
+
+    def refresh_now(self) -> None:
+        """Wake the follower (for an operator; the follower needs no help)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------ following the log
+
+    def _open(self) -> RegistryStore:
+        if self._store is None:
+            self._store = self.settings.connect()
+        return self._store
+
+    def _follow(self) -> None:
+        last_ttl = last_beat = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(self.options.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            try:
+                self._apply_new_events()
+            except RegistryError as exc:
+                self._all_degraded(f"registry unreachable: {exc}")
+            due = now - last_ttl >= self.options.ttl_s
+            for slot in self._slots.values():
+                if due or (slot.degraded is not None and now >= slot.retry_at):
+                    self._refresh(slot)
+            if due:
+                last_ttl = now
+            if now - last_beat >= self.options.heartbeat_s:
+                self._heartbeat()
+                last_beat = now
+
+    def _apply_new_events(self) -> None:
+        store = self._open()
+        newest = store.latest_seq()
+        if newest <= self._seq:
+            return
+        touched: dict[str, bool] = {}  # model -> an invalidate (rollback) among its events
+        since = self._seq
+        while since < newest:
+            batch = store.events(since=since, limit=1000)
+            if not batch:
+                break
+            for event in batch:
+                if event.kind in POINTER_KINDS:
+                    touched[event.model] = (
+                        touched.get(event.model, False) or event.details.invalidate
+                    )
+            since = batch[-1].seq
+        self._seq = newest
+        for slot in self._slots.values():
+            if slot.served is None or slot.served.name in touched or slot.key.startswith("app="):
+                self._refresh(slot)
+            else:
+                slot.applied_seq = newest
+
+    def _all_degraded(self, reason: str) -> None:
+        for slot in self._slots.values():
+            slot.degraded = reason
+
+    # ------------------------------------------------------------ swapping
+
+    def _refresh(self, slot: _Slot, *, starting: bool = False) -> None:
+        seq = self._seq
+        try:
+            target = self._target(slot.key)
+            current = slot.served
+            if (
+                current is not None
+                and current.version == target.version
+                and current.name == target.name
+            ):
+                if current.generation != target.generation or current.source != "registry":
+                    self._swap(
+                        slot, replace(current, generation=target.generation, source="registry")
+                    )
+                slot.degraded, slot.failures, slot.applied_seq = None, 0, seq
+                return
+            served = self._prepare(slot.key, target)
+        except RegistryUnavailable as exc:
+            self._failed(slot, f"registry unreachable: {exc}", starting=starting)
+            return
+        except (RegistryError, OSError, TimeoutError) as exc:
+            self._failed(slot, str(exc), starting=starting)
+            return
+        self._swap(slot, served)
+        slot.swaps += 0 if starting else 1
+        slot.degraded, slot.failures, slot.applied_seq = None, 0, seq
+        self._remember(served)
+
+    def _target(self, key: str) -> Target:
+        store = self._open()
+        if key.startswith("app="):
+            app, release = _release_of(key)
+            name, version = store.resolve_app_release(app, release)
+        else:
+            name, ref = key.split("@", 1)
+            version = store.resolve(name, ref)
+        return Target(name, version, store.get_model(name).generation)
+
+    def _prepare(self, key: str, target: Target) -> Served:
+        """Download, verify, load and check ``target``; raise if any of it fails."""
+        mv = self._open().get_version(target.name, target.version)
+        self._check_signature(mv)
+        path = self._download(mv)
+        model = self.options.loader(path, mv.artifact)
+        if not hasattr(model, "predict"):
+            raise InvalidInput(f"{mv.name} v{mv.version} loaded, but has no predict()")
+        return Served(
+            ref=key,
+            name=mv.name,
+            version=mv.version,
+            generation=target.generation,
+            signature=mv.signature,
+            artifact=mv.artifact,
+            model=model,
+        )
+
+    def _check_signature(self, mv: ModelVersion) -> None:
+        if self.schema is None:
+            return
+        if mv.signature is None:
+            raise InvalidInput(
+                f"refused v{mv.version}: it has no signature to check the serving schema against"
+            )
+        from registry.release.signature import skew
+
+        report = skew(mv.signature, self.schema)
+        if not report.ok:
+            raise InvalidInput(f"refused v{mv.version}: model-code skew: {report.summary()}")
+
+    def _download(self, mv: ModelVersion) -> Path:
+        ref = mv.artifact
+        dest = self.cache_dir / "blobs" / f"{ref.sha256}.{ref.format}"
+        if dest.exists():
+            return dest
+        store = self.settings.region_store(self.region)
+        at_region = ref.model_copy(update={"uri": store.uri_for(ref.sha256)})
+        future = self._downloads.submit(store.get_file, at_region, dest)
+        try:
+            return Path(future.result(timeout=self.options.budget_s))
+        except FutureTimeout as exc:
+            raise TimeoutError(
+                f"v{mv.version}: download from {self.region} took over {self.options.budget_s:g}s"
+            ) from exc
+
+    def _swap(self, slot: _Slot, served: Served) -> None:
+        slot.served = served
+        self._served[slot.key] = served
+
+    def _failed(self, slot: _Slot, reason: str, *, starting: bool) -> None:
+        slot.failures += 1
+        slot.swap_failures += 0 if starting else 1
+        slot.retry_at = time.monotonic() + min(0.2 * 2 ** min(slot.failures, 10), MAX_BACKOFF_S)
+        if slot.served is None:
+            fallback = self._from_disk(slot.key) or self._newest_verifiable(slot.key)
+            if fallback is not None:
+                self._swap(slot, fallback)
+                reason = f"serving v{fallback.version} from {fallback.source}: {reason}"
+        elif slot.served is not None:
+            reason = f"keeping v{slot.served.version}: {reason}"
+        slot.degraded = reason
+        log.warning("%s degraded: %s", slot.key, reason)
+
+    # ------------------------------------------------------------ last known good
+
+    def _lkg_path(self) -> Path:
+        return self.cache_dir / "last-known-good.json"
+
+    def _remember(self, served: Served) -> None:
+        path = self._lkg_path()
+        try:
+            known = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            known = {}
+        known[served.ref] = {
+            "name": served.name,
+            "version": served.version,
+            "generation": served.generation,
+            "artifact": served.artifact.model_dump(mode="json"),
+            "signature": None
+            if served.signature is None
+            else served.signature.model_dump(mode="json"),
+        }
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as out:
+            json.dump(known, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    def _from_disk(self, key: str) -> Served | None:
+        try:
+            entry = json.loads(self._lkg_path().read_text()).get(key)
+        except (OSError, ValueError):
+            return None
+        if not entry:
+            return None
+        try:
+            ref = ArtifactRef.model_validate(entry["artifact"])
+            signature = (
+                None if entry["signature"] is None else Signature.model_validate(entry["signature"])
+            )
+            path = self.cache_dir / "blobs" / f"{ref.sha256}.{ref.format}"
+            model = self.options.loader(path, ref)  # verified again: the disk may lie too
+        except (RegistryError, OSError, ValueError, KeyError) as exc:
+            log.warning("last-known-good of %s unusable: %s", key, exc)
+            return None
+        return Served(
+            key, entry["name"], entry["version"], entry["generation"], signature, ref, model, "disk"
+        )
+
+    def _newest_verifiable(self, key: str) -> Served | None:
+        """The newest version that once served in Production whose bytes this region has."""
+        if key.startswith("app="):
+            return None
+        name = key.split("@", 1)[0]
+        try:
+            store = self._open()
+            served = [
+                e.version
+                for e in store.history(name)
+                if e.version is not None
+                and (
+                    (e.kind == "stage" and e.to_value == Stage.PRODUCTION.value)
+                    or e.kind == "rollback"
+                )
+            ]
+            generation = store.get_model(name).generation
+            for version in sorted(set(served), reverse=True):
+                try:
+                    candidate = self._prepare(key, Target(name, version, generation))
+                except (RegistryError, OSError, TimeoutError):
+                    continue
+                return replace(candidate, source="an older verified version")
+        except RegistryError:
+            return None
+        return None
+
+    # ------------------------------------------------------------ the fleet
+
+    def _heartbeat(self) -> None:
+        """Tell the registry what this resolver serves (background; never the hot path)."""
+        from registry.models import Heartbeat
+
+        try:
+            beat = self._open().heartbeat
+        except RegistryError:
+            return
+
+        for status in self.status():
+            slot = self._slots[status.ref]
+            if slot.served is None and status.ref.startswith("app="):
+                continue  # an app release nothing serves yet names no model to report under
+            name = slot.served.name if slot.served is not None else status.ref.split("@", 1)[0]
+            try:
+                beat(
+                    Heartbeat(
+                        resolver_id=f"{self.id}/{status.ref}",
+                        model=name,
+                        ref=status.ref,
+                        region=self.region,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        version=status.version,
+                        generation=status.generation,
+                        seq=status.seq,
+                        degraded=status.degraded,
+                        reason=status.reason,
+                        started_at=self._started_at,
+                        seen_at=datetime.now(UTC),
+                    )
+                )
+            except RegistryError as exc:
+                log.warning("heartbeat not recorded: %s", exc)
+                return
+
+
+def parse_ref(ref: str) -> str:
+    """``name@ref`` (stage, alias, number, ``latest``) or ``app=A,release=R``, normalised."""
+    from registry.models import check_app, check_model_name, check_release
+
+    text = ref.strip()
+    if text.startswith("app="):
+        app, release = _release_of(text)
+        return f"app={check_app(app)},release={check_release(release)}"
+    name, sep, pointer = text.partition("@")
+    if not sep or not pointer:
+        raise InvalidInput(
+            f"invalid reference {ref!r}: expected NAME@production, NAME@ALIAS or NAME@VERSION"
+        )
+    check_model_name(name)
+    lowered = pointer.lower()
+    return f"{name}@{lowered if lowered in ('production', 'staging', 'latest') else pointer}"
+
+
+def _release_of(key: str) -> tuple[str, str]:
+    parts = dict(p.split("=", 1) for p in key.split(",") if "=" in p)
+    if "app" not in parts or "release" not in parts:
+        raise InvalidInput(f"invalid app reference {key!r}: expected app=A,release=R")
+    return parts["app"], parts["release"]
