@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from registry.config import Settings
-from registry.errors import InvalidInput, NotFound, RegistryError, RegistryUnavailable
+from registry.errors import (
+    ChecksumMismatch,
+    InvalidInput,
+    NotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
 from registry.models import ArtifactRef, ModelVersion, Signature, Stage
 from registry.store.base import RegistryStore
 
@@ -264,7 +270,7 @@ class Resolver:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._seq = self._open().latest_seq()
-        except RegistryError as exc:
+        except (RegistryError, OSError) as exc:
             log.warning("registry unreachable at start-up: %s", exc)
         if self.settings.registry_url.startswith("postgresql"):
             # Push: the NOTIFY each event's transaction sends wakes the follower at once.
@@ -435,10 +441,19 @@ class Resolver:
 
     def _prepare(self, key: str, target: Target) -> Served:
         """Download, verify, load and check ``target``; raise if any of it fails."""
-        mv = self._open().get_version(target.name, target.version)
-        self._check_signature(mv)
+        store = self._open()
+        mv = store.get_version(target.name, target.version)
+        self._check_signature(mv, self.schema)
+        if key.startswith("app="):
+            # The release's own schema is what its code sends, whatever it was bound with.
+            app, release = _release_of(key)
+            self._check_signature(mv, store.get_app_release(app, release).feature_schema)
         path = self._download(mv)
-        model = self.options.loader(path, mv.artifact)
+        try:
+            model = self.options.loader(path, mv.artifact)
+        except ChecksumMismatch:
+            path.unlink(missing_ok=True)  # damaged in our own cache: fetch the region's again
+            model = self.options.loader(self._download(mv), mv.artifact)
         if not hasattr(model, "predict"):
             raise InvalidInput(f"{mv.name} v{mv.version} loaded, but has no predict()")
         return Served(
@@ -451,8 +466,8 @@ class Resolver:
             model=model,
         )
 
-    def _check_signature(self, mv: ModelVersion) -> None:
-        if self.schema is None:
+    def _check_signature(self, mv: ModelVersion, schema: Signature | None) -> None:
+        if schema is None:
             return
         if mv.signature is None:
             raise InvalidInput(
@@ -460,7 +475,7 @@ class Resolver:
             )
         from registry.release.signature import skew
 
-        report = skew(mv.signature, self.schema)
+        report = skew(mv.signature, schema)
         if not report.ok:
             raise InvalidInput(f"refused v{mv.version}: model-code skew: {report.summary()}")
 
@@ -517,12 +532,17 @@ class Resolver:
             if served.signature is None
             else served.signature.model_dump(mode="json"),
         }
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as out:
-            json.dump(known, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        # Resolvers on one host may share the folder: each writes its own temporary file.
+        tmp = path.with_name(f".{path.name}.{self.id}.{uuid.uuid4().hex[:6]}.tmp")
+        try:
+            with tmp.open("w") as out:
+                json.dump(known, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("last-known-good not written: %s", exc)
+            tmp.unlink(missing_ok=True)
 
     def _from_disk(self, key: str) -> Served | None:
         try:

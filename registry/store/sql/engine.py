@@ -70,7 +70,13 @@ def make_engine(url: str, *, synchronous: str = "full") -> Engine:
         database = parsed.database or ""
         if database in ("", ":memory:"):
             raise InvalidInput("in-memory SQLite is not supported: give a file path")
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryUnavailable(
+                f"registry folder {folder} cannot be created: {exc.strerror or exc}"
+            ) from exc
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, synchronous)
         return engine
