@@ -78,6 +78,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.replicas:verify",
         "Re-read every replica of VERSION of NAME and check size and sha256.",
     ),
+    "serve": (
+        "registry.cli.serve:serve",
+        "Serve model NAME over HTTP: /predict, /healthz, /readyz, /metrics.",
+    ),
 }
 
 
