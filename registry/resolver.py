@@ -397,7 +397,7 @@ class Resolver:
 
     def _all_degraded(self, reason: str) -> None:
         for slot in self._slots.values():
-            slot.degraded = reason
+            slot.degraded = _what_serves(slot, reason)
 
     # ------------------------------------------------------------ swapping
 
@@ -506,10 +506,7 @@ class Resolver:
             fallback = self._from_disk(slot.key) or self._newest_verifiable(slot.key)
             if fallback is not None:
                 self._swap(slot, fallback)
-                reason = f"serving v{fallback.version} from {fallback.source}: {reason}"
-        elif slot.served is not None:
-            reason = f"keeping v{slot.served.version}: {reason}"
-        slot.degraded = reason
+        slot.degraded = reason = _what_serves(slot, reason)
         log.warning("%s degraded: %s", slot.key, reason)
 
     # ------------------------------------------------------------ last known good
@@ -629,6 +626,16 @@ class Resolver:
             except RegistryError as exc:
                 log.warning("heartbeat not recorded: %s", exc)
                 return
+
+
+def _what_serves(slot: _Slot, reason: str) -> str:
+    """The degraded reason, saying what keeps serving meanwhile."""
+    served = slot.served
+    if served is None:
+        return reason
+    if served.source != "registry":
+        return f"serving v{served.version} from {served.source}: {reason}"
+    return f"keeping v{served.version}: {reason}"
 
 
 def parse_ref(ref: str) -> str:
