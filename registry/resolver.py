@@ -21,20 +21,24 @@ Importing this module imports nothing heavy (no prefect, no pandas, no sklearn).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from registry.config import Settings
 from registry.errors import (
@@ -225,8 +229,7 @@ class Resolver:
         self._store: RegistryStore | None = None
         self._started_at = datetime.now(UTC)
         self._downloads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modelreg-dl")
-        self._listener: threading.Thread | None = None
-        self._listening: Any = None  # the EventListener, on PostgreSQL
+        self._channel: _Channel | None = None
 
     # ------------------------------------------------------------ the hot path
 
@@ -272,45 +275,19 @@ class Resolver:
             self._seq = self._open().latest_seq()
         except (RegistryError, OSError) as exc:
             log.warning("registry unreachable at start-up: %s", exc)
-        if self.settings.registry_url.startswith("postgresql"):
-            # Push: the NOTIFY each event's transaction sends wakes the follower at once.
-            self._listener = threading.Thread(
-                target=self._listen, name="modelreg-resolver-listen", daemon=True
-            )
-            self._listener.start()
+        self._channel = _Channel.join(self)
         for slot in self._slots.values():
             self._refresh(slot, starting=True)
         self._thread = threading.Thread(target=self._follow, name="modelreg-resolver", daemon=True)
         self._thread.start()
         return self
 
-    def _listen(self) -> None:
-        """Wake the follower on every NOTIFY; reconnect with backoff when the line drops
-        (the follower's own poll covers the gap: nothing is missed, only later)."""
-        from registry.store.sql.listen import EventListener
-
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                with EventListener(self.settings.registry_url) as listener:
-                    self._listening = listener
-                    delay = 0.2
-                    self._wake.set()  # re-read the feed: anything sent while we were away
-                    for _seq in listener.heard():
-                        self._wake.set()
-                        if self._stop.is_set():
-                            return
-            except RegistryError as exc:
-                log.warning("event channel unavailable: %s", exc)
-            self._stop.wait(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
-
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        listening = self._listening
-        if listening is not None:
-            listening.close()
+        if self._channel is not None:
+            self._channel.leave(self)
+            self._channel = None
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._downloads.shutdown(wait=False, cancel_futures=True)
@@ -352,7 +329,7 @@ class Resolver:
     def _follow(self) -> None:
         last_ttl = last_beat = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.options.poll_s)
+            self._wake.wait(min(self.options.ttl_s, self.options.heartbeat_s, 0.5))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -372,22 +349,17 @@ class Resolver:
                 last_beat = now
 
     def _apply_new_events(self) -> None:
-        store = self._open()
-        newest = store.latest_seq()
+        channel = self._channel
+        if channel is None:
+            return
+        if channel.error is not None:
+            raise RegistryUnavailable(channel.error)
+        newest = channel.latest
         if newest <= self._seq:
             return
-        touched: dict[str, bool] = {}  # model -> an invalidate (rollback) among its events
-        since = self._seq
-        while since < newest:
-            batch = store.events(since=since, limit=1000)
-            if not batch:
-                break
-            for event in batch:
-                if event.kind in POINTER_KINDS:
-                    touched[event.model] = (
-                        touched.get(event.model, False) or event.details.invalidate
-                    )
-            since = batch[-1].seq
+        touched = channel.touched_since(self._seq)
+        if touched is None:  # fell behind the channel's memory: read the feed itself
+            touched = _touched(self._open(), self._seq, newest)
         self._seq = newest
         for slot in self._slots.values():
             if slot.served is None or slot.served.name in touched or slot.key.startswith("app="):
@@ -448,12 +420,7 @@ class Resolver:
             # The release's own schema is what its code sends, whatever it was bound with.
             app, release = _release_of(key)
             self._check_signature(mv, store.get_app_release(app, release).feature_schema)
-        path = self._download(mv)
-        try:
-            model = self.options.loader(path, mv.artifact)
-        except ChecksumMismatch:
-            path.unlink(missing_ok=True)  # damaged in our own cache: fetch the region's again
-            model = self.options.loader(self._download(mv), mv.artifact)
+        model = self._load(mv)
         if not hasattr(model, "predict"):
             raise InvalidInput(f"{mv.name} v{mv.version} loaded, but has no predict()")
         return Served(
@@ -465,6 +432,44 @@ class Resolver:
             artifact=mv.artifact,
             model=model,
         )
+
+    def _load(self, mv: ModelVersion) -> Any:
+        """The model of ``mv``: downloaded from this region, verified and loaded once per
+        process (resolvers in one process share what they loaded from the same object in
+        the same region store with the same loader: the same immutable model)."""
+        region = self.settings.region_store(self.region)
+        key = (region.uri_for(mv.artifact.sha256), mv.artifact.sha256, self.options.loader)
+        with _LOADING.lock(key):
+            model = _MODELS.get(key)
+            # Shared only while the region still holds the bytes (a stat, not a download).
+            if model is not None and region.exists(mv.artifact.sha256):
+                self._keep_blob(mv.artifact, _BLOBS.get(key))
+                return model
+            path = self._download(mv)
+            try:
+                model = self.options.loader(path, mv.artifact)
+            except ChecksumMismatch:
+                path.unlink(missing_ok=True)  # damaged in our own cache: fetch it again
+                model = self.options.loader(self._download(mv), mv.artifact)
+            with contextlib.suppress(TypeError):  # no weak references: simply not shared
+                _MODELS[key] = model
+                _BLOBS[key] = self._blob_path(mv.artifact)
+            return model
+
+    def _blob_path(self, ref: ArtifactRef) -> Path:
+        return self.cache_dir / "blobs" / f"{ref.sha256}.{ref.format}"
+
+    def _keep_blob(self, ref: ArtifactRef, source: Path | None) -> None:
+        """The bytes of a model shared in memory, in this resolver's own disk cache too
+        (its last-known-good must be loadable after a restart)."""
+        dest = self._blob_path(ref)
+        if dest.exists() or source is None or not source.exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
 
     def _check_signature(self, mv: ModelVersion, schema: Signature | None) -> None:
         if schema is None:
@@ -481,7 +486,7 @@ class Resolver:
 
     def _download(self, mv: ModelVersion) -> Path:
         ref = mv.artifact
-        dest = self.cache_dir / "blobs" / f"{ref.sha256}.{ref.format}"
+        dest = self._blob_path(ref)
         if dest.exists():
             return dest
         store = self.settings.region_store(self.region)
@@ -626,6 +631,172 @@ class Resolver:
             except RegistryError as exc:
                 log.warning("heartbeat not recorded: %s", exc)
                 return
+
+
+# ---------------------------------------------------------------- shared per process
+
+_MODELS: weakref.WeakValueDictionary[tuple[str, str, Loader], Any] = weakref.WeakValueDictionary()
+
+
+class _KeyLocks:
+    """One lock per key, so one resolver loads a model while the others wait for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
+
+    def lock(self, key: Any) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+_LOADING = _KeyLocks()
+_BLOBS: dict[tuple[str, str, Loader], Path] = {}  # where a shared model's verified bytes are
+
+
+def _touched(store: RegistryStore, since: int, newest: int) -> dict[str, bool]:
+    """Models whose pointers moved in ``(since, newest]`` (True: a rollback said invalidate)."""
+    touched: dict[str, bool] = {}
+    while since < newest:
+        batch = store.events(since=since, limit=1000)
+        if not batch:
+            break
+        for event in batch:
+            if event.kind in POINTER_KINDS:
+                touched[event.model] = touched.get(event.model, False) or event.details.invalidate
+        since = batch[-1].seq
+    return touched
+
+
+class _Channel:
+    """One watcher of a registry's event log per process, whatever the number of
+    resolvers: it polls the newest sequence number (and, on PostgreSQL, is woken by
+    the NOTIFY of each event's transaction), keeps the recent pointer events, and
+    wakes every resolver that follows this registry. Two hundred resolvers in four
+    processes cost four polls, not two hundred."""
+
+    _all: ClassVar[dict[tuple[str, str], _Channel]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+    MEMORY = 10_000
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.members: set[Resolver] = set()
+        self.poll_s = 1.0
+        self.latest = 0
+        self.error: str | None = None
+        self._recent: deque[tuple[int, str, bool]] = deque(maxlen=self.MEMORY)
+        self._floor = 0  # the channel remembers every pointer event after this seq
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        self._store: RegistryStore | None = None
+        self._listening: Any = None
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def join(cls, resolver: Resolver) -> _Channel:
+        key = (resolver.settings.registry_url, resolver.settings.actor)
+        with cls._guard:
+            channel = cls._all.get(key)
+            if channel is None:
+                channel = cls._all[key] = _Channel(resolver.settings)
+                channel.latest = channel._floor = resolver._seq
+                channel._start()
+            channel.members.add(resolver)
+            channel.poll_s = min(channel.poll_s, resolver.options.poll_s)
+        return channel
+
+    def leave(self, resolver: Resolver) -> None:
+        with self._guard:
+            self.members.discard(resolver)
+            if self.members:
+                return
+            self._all.pop((self.settings.registry_url, self.settings.actor), None)
+        self._stop.set()
+        self._kick.set()
+        if self._listening is not None:
+            self._listening.close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._store is not None:
+            self._store.close()
+
+    def touched_since(self, seq: int) -> dict[str, bool] | None:
+        if seq < self._floor:
+            return None
+        touched: dict[str, bool] = {}
+        for event_seq, model, invalidate in list(self._recent):
+            if event_seq > seq:
+                touched[model] = touched.get(model, False) or invalidate
+        return touched
+
+    def _start(self) -> None:
+        targets = [self._watch]
+        if self.settings.registry_url.startswith("postgresql"):
+            targets.append(self._listen)
+        for target in targets:
+            thread = threading.Thread(target=target, name="modelreg-resolver-feed", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self._kick.wait(self.poll_s)
+            self._kick.clear()
+            if self._stop.is_set():
+                return
+            was = self.error
+            changed = False
+            try:
+                if self._store is None:
+                    self._store = self.settings.connect()
+                newest = self._store.latest_seq()
+                if newest > self.latest:
+                    self._remember(self._store, newest)
+                    self.latest = newest
+                    changed = True
+                self.error = None
+            except RegistryError as exc:
+                self.error = str(exc)
+            except OSError as exc:
+                self.error = f"registry unreachable: {exc}"
+            if changed or self.error != was:
+                for member in list(self.members):
+                    member._wake.set()
+
+    def _remember(self, store: RegistryStore, newest: int) -> None:
+        since = self.latest
+        while since < newest:
+            batch = store.events(since=since, limit=1000)
+            if not batch:
+                break
+            for event in batch:
+                if event.kind in POINTER_KINDS:
+                    if len(self._recent) == self._recent.maxlen:
+                        self._floor = self._recent[0][0]
+                    self._recent.append((event.seq, event.model, event.details.invalidate))
+            since = batch[-1].seq
+
+    def _listen(self) -> None:
+        """Wake the watcher on every NOTIFY; reconnect with backoff when the line drops
+        (the poll covers the gap: nothing is missed, only heard later)."""
+        from registry.store.sql.listen import EventListener
+
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                with EventListener(self.settings.registry_url) as listener:
+                    self._listening = listener
+                    delay = 0.2
+                    self._kick.set()  # read the feed: anything sent while we were away
+                    for _seq in listener.heard():
+                        self._kick.set()
+                        if self._stop.is_set():
+                            return
+            except RegistryError as exc:
+                log.warning("event channel unavailable: %s", exc)
+            self._stop.wait(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
 
 
 def _what_serves(slot: _Slot, reason: str) -> str:
