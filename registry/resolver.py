@@ -363,7 +363,7 @@ class Resolver:
         self._seq = newest
         for slot in self._slots.values():
             if slot.served is None or slot.served.name in touched or slot.key.startswith("app="):
-                self._refresh(slot)
+                self._refresh(slot, shared=True)
             else:
                 slot.applied_seq = newest
 
@@ -373,10 +373,13 @@ class Resolver:
 
     # ------------------------------------------------------------ swapping
 
-    def _refresh(self, slot: _Slot, *, starting: bool = False) -> None:
+    def _refresh(self, slot: _Slot, *, starting: bool = False, shared: bool = False) -> None:
+        """Re-resolve ``slot`` and swap if its target moved. ``shared``: after a change in
+        the log, take the target another resolver of this process resolved at the same
+        sequence number (a retry or the TTL refresh always asks the registry itself)."""
         seq = self._seq
         try:
-            target = self._target(slot.key)
+            target = self._target(slot.key, shared=shared)
             current = slot.served
             if (
                 current is not None
@@ -401,7 +404,20 @@ class Resolver:
         slot.degraded, slot.failures, slot.applied_seq = None, 0, seq
         self._remember(served)
 
-    def _target(self, key: str) -> Target:
+    def _target(self, key: str, *, shared: bool = False) -> Target:
+        """What ``key`` points at; with ``shared``, as of the channel's newest sequence
+        number, resolved once per process for all the resolvers following the registry."""
+        channel, seq = self._channel, self._seq
+        if shared and channel is not None and channel.error is None:
+            cached = channel.targets.get(key)
+            if cached is not None and cached[0] == seq and seq > 0:
+                return cached[1]
+        target = self._resolve(key)
+        if channel is not None:
+            channel.targets[key] = (seq, target)
+        return target
+
+    def _resolve(self, key: str) -> Target:
         store = self._open()
         if key.startswith("app="):
             app, release = _release_of(key)
@@ -686,6 +702,7 @@ class _Channel:
         self.latest = 0
         self.error: str | None = None
         self._recent: deque[tuple[int, str, bool]] = deque(maxlen=self.MEMORY)
+        self.targets: dict[str, tuple[int, Target]] = {}  # key -> (seq resolved at, target)
         self._floor = 0  # the channel remembers every pointer event after this seq
         self._stop = threading.Event()
         self._kick = threading.Event()
