@@ -408,14 +408,18 @@ class Resolver:
         """What ``key`` points at; with ``shared``, as of the channel's newest sequence
         number, resolved once per process for all the resolvers following the registry."""
         channel, seq = self._channel, self._seq
-        if shared and channel is not None and channel.error is None:
+        if not (shared and channel is not None and channel.error is None and seq > 0):
+            target = self._resolve(key)
+            if channel is not None:
+                channel.targets[key] = (seq, target)
+            return target
+        with channel.resolving.lock(key):  # one resolves, the others wait and reuse it
             cached = channel.targets.get(key)
-            if cached is not None and cached[0] == seq and seq > 0:
+            if cached is not None and cached[0] == seq:
                 return cached[1]
-        target = self._resolve(key)
-        if channel is not None:
+            target = self._resolve(key)
             channel.targets[key] = (seq, target)
-        return target
+            return target
 
     def _resolve(self, key: str) -> Target:
         store = self._open()
@@ -430,7 +434,7 @@ class Resolver:
     def _prepare(self, key: str, target: Target) -> Served:
         """Download, verify, load and check ``target``; raise if any of it fails."""
         store = self._open()
-        mv = store.get_version(target.name, target.version)
+        mv = self._version(store, target.name, target.version)
         self._check_signature(mv, self.schema)
         if key.startswith("app="):
             # The release's own schema is what its code sends, whatever it was bound with.
@@ -486,6 +490,18 @@ class Resolver:
             os.link(source, dest)
         except OSError:
             shutil.copyfile(source, dest)
+
+    def _version(self, store: RegistryStore, name: str, version: int) -> ModelVersion:
+        """A version's registration metadata (artifact, signature: it never changes), read
+        once per channel, i.e. per process and registry while resolvers follow it."""
+        channel = self._channel
+        if channel is None:
+            return store.get_version(name, version)
+        with channel.resolving.lock((name, version)):
+            found = channel.versions.get((name, version))
+            if found is None:
+                found = channel.versions[(name, version)] = store.get_version(name, version)
+            return found
 
     def _check_signature(self, mv: ModelVersion, schema: Signature | None) -> None:
         if schema is None:
@@ -703,6 +719,8 @@ class _Channel:
         self.error: str | None = None
         self._recent: deque[tuple[int, str, bool]] = deque(maxlen=self.MEMORY)
         self.targets: dict[str, tuple[int, Target]] = {}  # key -> (seq resolved at, target)
+        self.versions: dict[tuple[str, int], ModelVersion] = {}  # immutable: never stale
+        self.resolving = _KeyLocks()
         self._floor = 0  # the channel remembers every pointer event after this seq
         self._stop = threading.Event()
         self._kick = threading.Event()

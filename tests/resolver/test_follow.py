@@ -59,7 +59,7 @@ def test_resolvers_sharing_the_default_cache_folder_all_follow(fraud: Registry) 
 PROMOTIONS = 20
 # A follower on PostgreSQL holds two connections (its store and its LISTEN channel); the
 # test server allows 100 clients for every suite that shares it.
-FOLLOWERS = {"sqlite": 50, "postgres": 30}
+FOLLOWERS = {"sqlite": 200, "postgres": 30}
 
 
 def test_after_a_burst_of_promotions_every_follower_serves_one_version(
