@@ -824,10 +824,9 @@ class _Channel:
                     self._listening = listener
                     delay = 0.2
                     self._kick.set()  # read the feed: anything sent while we were away
-                    for _seq in listener.heard():
-                        self._kick.set()
-                        if self._stop.is_set():
-                            return
+                    while not self._stop.is_set():  # closed while connecting: stop here
+                        for _seq in listener.heard(timeout=1.0):
+                            self._kick.set()
             except RegistryError as exc:
                 log.warning("event channel unavailable: %s", exc)
             self._stop.wait(delay)
