@@ -45,10 +45,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from benchlib import Report, Target, log, percentile
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -91,72 +93,8 @@ class Plan:
         return self.processes * self.per_process
 
 
-@dataclass(frozen=True)
-class Target:
-    op: str  # "<=", "<", "=="
-    bound: float
-    note: str = ""
-
-    def check(self, value: float | None) -> bool | None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return {"<=": value <= self.bound, "<": value < self.bound, "==": value == self.bound}[
-            self.op
-        ]
-
-    def text(self) -> str:
-        return f"{self.op} {self.bound:g}{self.note}"
-
-
-@dataclass
-class Report:
-    """Figures of one backend, in print order, plus details and notes."""
-
-    backend: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def add(
-        self,
-        workload: str,
-        label: str,
-        value: float | None,
-        unit: str,
-        target: Target | None = None,
-    ) -> None:
-        self.rows.append(
-            {
-                "workload": workload,
-                "label": label,
-                "value": value,
-                "unit": unit,
-                "target": target.text() if target else None,
-                "pass": target.check(value) if target else None,
-            }
-        )
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        log(f"[{self.backend}] note: {text}")
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks of an ascending list."""
-    if not ordered:
-        return math.nan
-    k = (len(ordered) - 1) * q
-    low = math.floor(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 def rss_mib() -> float:
