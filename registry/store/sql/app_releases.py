@@ -6,7 +6,7 @@ A release is immutable once created; a binding pins a version or follows a point
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,7 +16,6 @@ from registry.models import (
     AppRelease,
     Binding,
     EventDetails,
-    Origin,
     Signature,
     Stage,
     check_alias,
@@ -34,10 +33,10 @@ from registry.store.sql.common import (
     utcnow,
     version_id,
 )
-from registry.store.sql.engine import Database
 from registry.store.sql.facts import (
     CANDIDATE,
     PRODUCTION_ROW,
+    Recorder,
     check_reason,
     json_value,
     signature_of,
@@ -54,26 +53,7 @@ _v, _c, _r = versions_table, checks_table, replicas_table
 _p, _ar, _b = policies_table, app_releases_table, bindings_table
 
 
-class AppReleasesMixin:
-    db: Database
-    actor: str
-    origin: Origin | None
-
-    if TYPE_CHECKING:  # provided by PoliciesMixin
-
-        def _refuse(
-            self,
-            conn: Connection,
-            model: LockedModel,
-            *,
-            version: int | None,
-            gate: str,
-            subject: str,
-            decision: Decision[Any],
-            reason: str | None,
-            message: str | None = None,
-        ) -> GateRefused: ...
-
+class AppReleasesMixin(Recorder):
     def create_app_release(
         self,
         app: str,

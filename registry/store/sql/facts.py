@@ -38,6 +38,7 @@ from registry.store.sql.common import (
     append_event,
     version_id,
 )
+from registry.store.sql.engine import Database
 from registry.store.sql.schema import versions_table
 from registry.store.sql.schema_contract import (
     app_releases_table,
@@ -329,3 +330,38 @@ def forced_details(policy: ReleasePolicy, target: str, decision: Decision[Any]) 
         skipped=gates.skipped_gates(policy, target),
         reasons=decision.reasons,
     )
+
+
+class Recorder:
+    """What the store's mixins share: the database, who acts, the run behind it, and
+    recording a refusal as them."""
+
+    db: Database
+    actor: str
+    origin: Origin | None
+
+    def _refuse(
+        self,
+        conn: Connection,
+        model: LockedModel,
+        *,
+        version: int | None,
+        gate: str,
+        subject: str,
+        decision: Decision[Any],
+        reason: str | None,
+        message: str | None = None,
+    ) -> GateRefused:
+        """``refuse`` as this store's actor, from its origin."""
+        return refuse(
+            conn,
+            model,
+            actor=self.actor,
+            origin=self.origin,
+            version=version,
+            gate=gate,
+            subject=subject,
+            decision=decision,
+            reason=reason,
+            message=message,
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
@@ -22,7 +22,6 @@ from registry.models import (
     RESERVED_ALIASES,
     Event,
     EventDetails,
-    Origin,
     PointerChange,
     Stage,
     check_alias,
@@ -47,8 +46,8 @@ from registry.store.sql.common import (
     utcnow,
     version_id,
 )
-from registry.store.sql.engine import Database
 from registry.store.sql.facts import (
+    Recorder,
     check_reason,
     follower_skews,
     forced_details,
@@ -69,26 +68,7 @@ _v, _m, _a = versions_table, models_table, aliases_table
 PRODUCTION_ALIAS = Stage.PRODUCTION.value.lower()
 
 
-class PointersMixin:
-    db: Database
-    actor: str
-    origin: Origin | None
-
-    if TYPE_CHECKING:  # provided by PoliciesMixin
-
-        def _refuse(
-            self,
-            conn: Connection,
-            model: LockedModel,
-            *,
-            version: int | None,
-            gate: str,
-            subject: str,
-            decision: Decision[Any],
-            reason: str | None,
-            message: str | None = None,
-        ) -> GateRefused: ...
-
+class PointersMixin(Recorder):
     def transition(
         self,
         name: str,

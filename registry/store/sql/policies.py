@@ -12,7 +12,6 @@ from sqlalchemy import Connection, insert, select
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
-    Origin,
     Stage,
     check_model_name,
     check_version,
@@ -32,15 +31,14 @@ from registry.store.sql.common import (
     utcnow,
     version_id,
 )
-from registry.store.sql.engine import Database
 from registry.store.sql.facts import (
     CANDIDATE,
     DEFAULT_POLICY,
+    Recorder,
     check_reason,
     json_value,
     policy_of,
     promotion_facts,
-    refuse,
 )
 from registry.store.sql.schema import models_table, versions_table
 from registry.store.sql.schema_contract import (
@@ -54,40 +52,10 @@ _v, _c, _r = versions_table, checks_table, replicas_table
 _p, _ar, _b = policies_table, app_releases_table, bindings_table
 
 
-class PoliciesMixin:
-    db: Database
-    actor: str
-    origin: Origin | None
-
+class PoliciesMixin(Recorder):
     if TYPE_CHECKING:  # provided by VersionsMixin
 
         def _insert_model(self, conn: Connection, name: str) -> int | None: ...
-
-    def _refuse(
-        self,
-        conn: Connection,
-        model: LockedModel,
-        *,
-        version: int | None,
-        gate: str,
-        subject: str,
-        decision: Decision[Any],
-        reason: str | None,
-        message: str | None = None,
-    ) -> GateRefused:
-        """``refuse`` as this store's actor, from its origin."""
-        return refuse(
-            conn,
-            model,
-            actor=self.actor,
-            origin=self.origin,
-            version=version,
-            gate=gate,
-            subject=subject,
-            decision=decision,
-            reason=reason,
-            message=message,
-        )
 
     # ------------------------------------------------------------ policies
 
