@@ -1,5 +1,5 @@
 """What the benchmarks share: targets, the report rows they print and save, logging,
-and percentiles. The benchmarks run as scripts (``python bench/x.py``), so this is
+percentiles, and a row's verdict. The benchmarks run as scripts (``python bench/x.py``), so this is
 imported as a sibling module."""
 
 from __future__ import annotations
@@ -75,3 +75,9 @@ def percentile(ordered: list[float], q: float) -> float:
     low = math.floor(k)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def verdict(row: dict[str, Any]) -> str:
+    if row["target"] is None:
+        return ""
+    return {True: "PASS", False: "FAIL", None: "TODO"}[row["pass"]]

@@ -59,7 +59,7 @@ from typing import Any
 
 import pydantic
 import sqlalchemy
-from benchlib import Report, Target, log, percentile
+from benchlib import Report, Target, log, percentile, verdict
 from sqlalchemy import event
 
 import registry
@@ -1281,12 +1281,6 @@ def fmt(value: Any) -> str:
             return "n/a"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
     return str(value)
-
-
-def verdict(row: dict[str, Any]) -> str:
-    if row["target"] is None:
-        return ""
-    return {True: "PASS", False: "FAIL", None: "TODO"}[row["pass"]]
 
 
 def print_table(report: Report) -> None:

@@ -50,7 +50,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import Report, Target, log, percentile
+from benchlib import Report, Target, log, percentile, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -956,12 +956,6 @@ def fmt(value: Any) -> str:
             return "never"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)
-
-
-def verdict(row: dict[str, Any]) -> str:
-    if row["target"] is None:
-        return ""
-    return {True: "PASS", False: "FAIL", None: "TODO"}[row["pass"]]
 
 
 def print_table(report: Report) -> None:
