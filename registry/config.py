@@ -159,6 +159,32 @@ class Settings(BaseModel):
         return cls(**values)
 
 
+class ServerConfig(BaseModel):
+    """How ``modelreg server`` runs: built by the CLI, handed to each worker process."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    registry_url: str
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    feed_poll_s: float = Field(default=0.05, gt=0, le=10)
+    webhooks: bool = True  # run the webhook dispatcher in this server
+    webhook_max_backoff_s: float = Field(default=300.0, gt=0)
+
+    def export(self) -> None:
+        """Hand this config to the worker processes uvicorn starts (``--workers N``)."""
+        os.environ[_SERVER_CONFIG] = self.model_dump_json()
+
+    @classmethod
+    def from_env(cls) -> ServerConfig:
+        raw = os.environ.get(_SERVER_CONFIG)
+        if raw is None:
+            return cls(registry_url=Settings.from_env().registry_url)
+        return cls.model_validate_json(raw)
+
+
+_SERVER_CONFIG = "MODELREG_SERVER_CONFIG"
+
+
 def env_value(name: str, default: str | None = None) -> str | None:
     """One environment variable, for the few settings that are not ``Settings`` fields
     (the task runner, the Dask address)."""

@@ -5,6 +5,8 @@
     ├── NotFound              no such model, version, alias, policy or app release
     ├── Conflict              stale generation, illegal stage transition, reused key
     ├── GateRefused           a release gate said no (reasons attached; recorded as an event)
+    ├── Unauthenticated       no token, a malformed, unknown or revoked one (HTTP 401)
+    ├── Forbidden             the token's role or scope does not allow this (HTTP 403)
     ├── ReleaseCheckFailed    a replication, health check or canary failed (recorded as a check)
     ├── ArtifactError         bytes could not be stored or read
     │   ├── ChecksumMismatch  bytes are not the ones that were registered
@@ -50,6 +52,14 @@ class GateRefused(RegistryError):
     def __reduce__(self) -> tuple[type[GateRefused], tuple[str, tuple[str, ...]]]:
         # Survives pickling (Prefect results, Dask workers) with its reasons.
         return (type(self), (str(self), self.reasons))
+
+
+class Unauthenticated(RegistryError):
+    """The request carried no valid token (missing, malformed, unknown or revoked)."""
+
+
+class Forbidden(RegistryError):
+    """The verified token's role or scope does not allow this operation; nothing changed."""
 
 
 class ReleaseCheckFailed(RegistryError):

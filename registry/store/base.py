@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from registry.auth import Role, Token
 from registry.errors import GateRefused
 from registry.models import (
     AppRelease,
@@ -27,6 +28,7 @@ from registry.models import (
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
+from registry.webhooks import Delivery, Webhook
 
 
 class RegistryStore(ABC):
@@ -360,3 +362,51 @@ class RegistryStore(ABC):
     @abstractmethod
     def latest_checks(self, name: str, version: int, kind: str) -> dict[str | None, Check]:
         """The newest check of ``kind`` per region (``None``: not region-specific)."""
+
+    # -- a server's callers: tokens ----------------------------------------------
+    @abstractmethod
+    def create_token(
+        self, name: str, role: Role, *, scopes: Sequence[str] = ("*",)
+    ) -> tuple[Token, str]:
+        """A new bearer token and its secret, shown this once (only its sha256 is kept).
+        ``Conflict`` if the name is taken, even by a revoked token."""
+
+    @abstractmethod
+    def list_tokens(self) -> list[Token]:
+        """Every token, revoked ones too, by name."""
+
+    @abstractmethod
+    def revoke_token(self, name: str) -> Token:
+        """Revoke a token: the server refuses it from its next request on."""
+
+    @abstractmethod
+    def authenticate(self, secret: str) -> Token:
+        """The active token with this secret; ``Unauthenticated`` if unknown or revoked."""
+
+    # -- webhooks -------------------------------------------------------------------
+    @abstractmethod
+    def add_webhook(
+        self, url: str, events: Sequence[str], *, model: str | None = None
+    ) -> tuple[Webhook, str]:
+        """Subscribe ``url`` to event types (``registry.webhooks.EVENT_TYPES`` or ``*``)
+        of every model, one model or a namespace (``ns/*``), from the next event on.
+        Returns the subscription and its signing secret, shown this once."""
+
+    @abstractmethod
+    def list_webhooks(self) -> list[Webhook]:
+        """Every subscription not removed, by id."""
+
+    @abstractmethod
+    def remove_webhook(self, webhook_id: int) -> Webhook:
+        """Stop a subscription; its pending deliveries are dropped."""
+
+    @abstractmethod
+    def webhook_deliveries(
+        self, webhook_id: int, *, since: int = 0, limit: int = 100
+    ) -> list[Delivery]:
+        """A subscription's deliveries for events after ``since``, in sequence order."""
+
+    @abstractmethod
+    def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
+        """Deliver again every matching event with ``seq >= from_seq`` (delivered ones
+        included); returns how many deliveries were queued."""

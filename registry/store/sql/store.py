@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 from registry.models import Origin
 from registry.store.base import RegistryStore
+from registry.store.sql.access import AccessMixin
 from registry.store.sql.app_releases import AppReleasesMixin
 from registry.store.sql.engine import Database
 from registry.store.sql.fleet import FleetMixin
@@ -12,6 +15,7 @@ from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
 from registry.store.sql.release import ReleaseMixin
 from registry.store.sql.versions import VersionsMixin
+from registry.store.sql.webhooks import WebhooksMixin
 
 
 class SqlStore(
@@ -22,6 +26,8 @@ class SqlStore(
     QueriesMixin,
     ReleaseMixin,
     FleetMixin,
+    AccessMixin,
+    WebhooksMixin,
     RegistryStore,
 ):
     def __init__(
@@ -42,6 +48,15 @@ class SqlStore(
 
     def close(self) -> None:
         self.db.dispose()
+
+    def acting_as(self, actor: str, origin: Origin | None = None) -> SqlStore:
+        """The same database (and connection pool) acting as someone else: the server
+        makes one per request, for the verified token. Closing it closes nothing."""
+        view = copy.copy(self)
+        view.actor = actor
+        view.origin = origin
+        view.close = lambda: None  # type: ignore[method-assign]
+        return view
 
     def __enter__(self) -> SqlStore:
         return self

@@ -1,0 +1,375 @@
+"""``GuardedStore``: the registry as one verified token may use it.
+
+Every door that serves callers it does not trust (the REST API, the MLflow-compatible
+API) hands them this, never the store underneath: each method asks
+``registry.auth.authorize`` first and passes the call on only if the token's role and
+scope allow it, so a rule cannot be skipped by choosing another endpoint. The store
+underneath acts as the token's name, so the event log records the verified actor,
+and still runs every release gate itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from registry.auth import Principal, Role, Token, authorize
+from registry.errors import GateRefused
+from registry.models import (
+    AppRelease,
+    ArtifactRef,
+    Event,
+    Heartbeat,
+    LineageHit,
+    ModelVersion,
+    PointerChange,
+    RegisteredModel,
+    Signature,
+    Stage,
+    VersionCreate,
+)
+from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
+from registry.release_models import Check, Replica, ReplicaState
+from registry.store.base import RegistryStore
+from registry.webhooks import Delivery, Webhook
+
+R, DS, DEP, ADMIN = Role.READER, Role.DATA_SCIENTIST, Role.DEPLOYER, Role.ADMIN
+
+
+class GuardedStore(RegistryStore):
+    """``inner`` (already acting as ``who.name``) behind ``who``'s grants."""
+
+    def __init__(self, inner: RegistryStore, who: Principal) -> None:
+        self.inner = inner
+        self.who = who
+        self.actor = inner.actor
+        self.origin = inner.origin
+
+    def _may(
+        self,
+        need: Role,
+        action: str,
+        model: str | None = None,
+        pointers: Sequence[str] = (),
+        *,
+        force: bool = False,
+    ) -> None:
+        authorize(self.who, ADMIN if force else need, action, model=model, pointers=pointers)
+
+    def close(self) -> None:
+        """The inner store belongs to whoever made the guard (the server's pool)."""
+
+    # -- models and versions ---------------------------------------------------------
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        self._may(DS, "create a model", name)
+        return self.inner.create_model(name, description=description, tags=tags)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.inner.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.inner.list_models()
+
+    def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
+        self._may(DS, "register a version", name)
+        return self.inner.register(name, artifact, meta)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.inner.get_version(name, version)
+
+    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+        return self.inner.list_versions(name, limit=limit)
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        self._may(DS, "edit tags or descriptions", name)
+        return self.inner.update_version(name, version, tags=tags, description=description)
+
+    # -- pointers --------------------------------------------------------------------
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> PointerChange:
+        stage = Stage(stage)
+        self._may(DEP, f"move a version to {stage}", name, _stage_pointers(stage), force=force)
+        return self.inner.transition(
+            name,
+            version,
+            stage,
+            expected_generation=expected_generation,
+            reason=reason,
+            force=force,
+        )
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        expected_generation: int | None = None,
+        force: bool = False,
+    ) -> PointerChange:
+        self._may(DEP, "promote to Production", name, ("production",), force=force)
+        return self.inner.promote(
+            name, version, reason=reason, expected_generation=expected_generation, force=force
+        )
+
+    def set_aliases(
+        self,
+        name: str,
+        moves: Mapping[str, int | None],
+        *,
+        expected_generation: int | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> PointerChange:
+        policy = self.inner.get_policy(name).policy
+        protected = [a for a in moves if a == "production" or policy.is_protected(a)]
+        need, what = (DEP, "move a protected alias") if protected else (DS, "move an alias")
+        self._may(need, what, name, list(moves), force=force)
+        return self.inner.set_aliases(
+            name, moves, expected_generation=expected_generation, reason=reason, force=force
+        )
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        to: int | None = None,
+        expected_generation: int | None = None,
+        reason: str,
+        force: bool = False,
+    ) -> PointerChange:
+        self._may(DEP, "roll back", name, ("production",), force=force)
+        return self.inner.rollback(
+            name, to=to, expected_generation=expected_generation, reason=reason, force=force
+        )
+
+    def resolve(self, name: str, ref: str | int) -> int:
+        return self.inner.resolve(name, ref)
+
+    # -- the release contract --------------------------------------------------------
+    def get_policy(self, name: str) -> PolicyRecord:
+        return self.inner.get_policy(name)
+
+    def policy_history(self, name: str) -> list[PolicyRecord]:
+        return self.inner.policy_history(name)
+
+    def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
+        self._may(ADMIN, "change a release policy", name)
+        return self.inner.set_policy(name, policy, reason=reason)
+
+    def approve(self, name: str, version: int, *, reason: str) -> Check:
+        self._may(DEP, "approve a release", name)
+        return self.inner.approve(name, version, reason=reason)
+
+    def request_approval(self, name: str, version: int, *, needed: int) -> None:
+        self._may(DEP, "request approvals", name)
+        self.inner.request_approval(name, version, needed=needed)
+
+    def approval_status(self, name: str, version: int) -> ApprovalStatus:
+        return self.inner.approval_status(name, version)
+
+    def check_promotion(self, name: str, version: int, target: str = "Production") -> list[str]:
+        return self.inner.check_promotion(name, version, target)
+
+    def record_refusal(
+        self,
+        name: str,
+        version: int,
+        reasons: list[str],
+        *,
+        gate: str = "pipeline",
+        subject: str = "Production",
+        reason: str | None = None,
+    ) -> GateRefused:
+        self._may(DS, "record a refusal", name)
+        return self.inner.record_refusal(
+            name, version, reasons, gate=gate, subject=subject, reason=reason
+        )
+
+    def create_app_release(
+        self,
+        app: str,
+        release: str,
+        feature_schema: Signature,
+        *,
+        description: str | None = None,
+    ) -> AppRelease:
+        self._may(DEP, "declare an app release")
+        return self.inner.create_app_release(app, release, feature_schema, description=description)
+
+    def get_app_release(self, app: str, release: str) -> AppRelease:
+        return self.inner.get_app_release(app, release)
+
+    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
+        return self.inner.list_app_releases(app)
+
+    def bind_app_release(
+        self,
+        app: str,
+        release: str,
+        model: str,
+        *,
+        version: int | None = None,
+        follow: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> AppRelease:
+        self._may(DEP, "bind an app release", model, force=force)
+        return self.inner.bind_app_release(
+            app, release, model, version=version, follow=follow, reason=reason, force=force
+        )
+
+    def resolve_app_release(
+        self, app: str, release: str, model: str | None = None
+    ) -> tuple[str, int]:
+        return self.inner.resolve_app_release(app, release, model)
+
+    # -- events and queries ----------------------------------------------------------
+    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
+        return self.inner.events(since=since, limit=limit, model=model)
+
+    def latest_seq(self) -> int:
+        return self.inner.latest_seq()
+
+    def history(self, name: str) -> list[Event]:
+        return self.inner.history(name)
+
+    def production_at(self, name: str, at: datetime) -> int | None:
+        return self.inner.production_at(name, at)
+
+    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+        return self.inner.search(filter_text, limit=limit)
+
+    def lineage_impact(
+        self,
+        *,
+        dataset: str | None = None,
+        pipeline: str | None = None,
+        commit: str | None = None,
+    ) -> list[LineageHit]:
+        return self.inner.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+
+    # -- the serving fleet -----------------------------------------------------------
+    def heartbeat(self, beat: Heartbeat) -> None:
+        self._may(R, "report a heartbeat")
+        self.inner.heartbeat(beat)
+
+    def fleet(self, name: str | None = None) -> list[Heartbeat]:
+        return self.inner.fleet(name)
+
+    # -- release records -------------------------------------------------------------
+    def record_replica(
+        self,
+        name: str,
+        version: int,
+        region: str,
+        state: ReplicaState,
+        *,
+        uri: str | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+        error: str | None = None,
+    ) -> Replica:
+        self._may(DEP, "record a replica", name)
+        return self.inner.record_replica(
+            name, version, region, state, uri=uri, sha256=sha256, size=size, error=error
+        )
+
+    def replicas(self, name: str, version: int) -> list[Replica]:
+        return self.inner.replicas(name, version)
+
+    def ready_in_regions(self, name: str, version: int, regions: Sequence[str]) -> list[str]:
+        return self.inner.ready_in_regions(name, version, regions)
+
+    def record_check(
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        *,
+        region: str | None = None,
+        passed: bool,
+        evidence: Mapping[str, Any],
+    ) -> Check:
+        self._may(DEP, "record a release check", name)
+        return self.inner.record_check(
+            name, version, kind, region=region, passed=passed, evidence=evidence
+        )
+
+    def checks(self, name: str, version: int, kind: str | None = None) -> list[Check]:
+        return self.inner.checks(name, version, kind)
+
+    def latest_checks(self, name: str, version: int, kind: str) -> dict[str | None, Check]:
+        return self.inner.latest_checks(name, version, kind)
+
+    # -- tokens and webhooks: admin only, and never readable by anyone else ------------
+    def create_token(
+        self, name: str, role: Role, *, scopes: Sequence[str] = ("*",)
+    ) -> tuple[Token, str]:
+        self._may(ADMIN, "create tokens")
+        return self.inner.create_token(name, role, scopes=scopes)
+
+    def list_tokens(self) -> list[Token]:
+        self._may(ADMIN, "list tokens")
+        return self.inner.list_tokens()
+
+    def revoke_token(self, name: str) -> Token:
+        self._may(ADMIN, "revoke tokens")
+        return self.inner.revoke_token(name)
+
+    def authenticate(self, secret: str) -> Token:
+        return self.inner.authenticate(secret)
+
+    def add_webhook(
+        self, url: str, events: Sequence[str], *, model: str | None = None
+    ) -> tuple[Webhook, str]:
+        self._may(ADMIN, "add webhooks")
+        return self.inner.add_webhook(url, events, model=model)
+
+    def list_webhooks(self) -> list[Webhook]:
+        self._may(ADMIN, "list webhooks")
+        return self.inner.list_webhooks()
+
+    def remove_webhook(self, webhook_id: int) -> Webhook:
+        self._may(ADMIN, "remove webhooks")
+        return self.inner.remove_webhook(webhook_id)
+
+    def webhook_deliveries(
+        self, webhook_id: int, *, since: int = 0, limit: int = 100
+    ) -> list[Delivery]:
+        self._may(ADMIN, "read webhook deliveries")
+        return self.inner.webhook_deliveries(webhook_id, since=since, limit=limit)
+
+    def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
+        self._may(ADMIN, "replay webhooks")
+        return self.inner.replay_webhook(webhook_id, from_seq=from_seq)
+
+
+def _stage_pointers(stage: Stage) -> tuple[str, ...]:
+    """The pointer a stage change moves, as scopes name it. Leaving Production (to
+    Archived) moves ``production`` too, so archiving needs that grant as well."""
+    if stage is Stage.ARCHIVED:
+        return ("archived", "production")
+    return (str(stage.value).lower(),)

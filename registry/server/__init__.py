@@ -1,0 +1,1 @@
+"""The registry server (``modelreg server``): REST API, auth, the event feed, webhooks."""

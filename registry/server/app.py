@@ -1,0 +1,124 @@
+"""The registry server: a FastAPI app over one SQL store, stateless between requests.
+
+Several server processes (``--workers N``, or several machines) can share one
+PostgreSQL database: every request reads and writes through it, and nothing a
+request needs lives only in one process's memory. Each request is authenticated
+(``deps.principal``) and served through ``GuardedStore``, the same rules for every
+route; ``errors`` maps every failure to one JSON shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.config import ServerConfig
+from registry.errors import RegistryError
+from registry.server import errors
+from registry.server.idempotency import IdempotentWrites
+from registry.server.limits import BodyLimit
+from registry.store.sql import SqlStore
+
+log = logging.getLogger("registry.server")
+API = "/api/v1"
+SERVER_ACTOR = "modelreg-server"
+
+# Routers, each "module:attribute"; every one is mounted under /api/v1.
+ROUTERS = ("registry.server.routes.meta:router",)
+# Background services started with the app: each a callable (app, config) -> stop().
+SERVICES: tuple[str, ...] = ()
+
+
+def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
+    """The ASGI app (FastAPI wrapped in the body limit and the idempotency layer)."""
+    import importlib
+
+    root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stops: list[Callable[[], None]] = []
+        for target in SERVICES:
+            module, attribute = target.split(":")
+            stops.append(getattr(importlib.import_module(module), attribute)(app, config))
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                stop()
+            root.close()
+
+    api = FastAPI(
+        title="modelreg",
+        summary="A model registry whose release gates hold at every door.",
+        version=_version(),
+        lifespan=lifespan,
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+    api.state.store = root
+    api.state.config = config
+    for target in ROUTERS:
+        module, attribute = target.split(":")
+        api.include_router(getattr(importlib.import_module(module), attribute), prefix=API)
+    _handlers(api)
+    return BodyLimit(IdempotentWrites(api, root), config.max_body_bytes)
+
+
+def app_from_env() -> Any:
+    """The uvicorn factory of each worker process: the config ``modelreg server`` exported."""
+    return create_app(ServerConfig.from_env())
+
+
+def _handlers(api: FastAPI) -> None:
+    @api.exception_handler(RegistryError)
+    async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+        status, payload = errors.of_registry_error(exc)
+        return JSONResponse(payload, status_code=status)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            errors.body("invalid_request", _validation_message(exc)), status_code=422
+        )
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = errors.HTTP_CODES.get(exc.status_code, "http_error")
+        if exc.status_code == 413:
+            code = "too_large"
+        return JSONResponse(
+            errors.body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @api.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error", exc_info=exc)
+        return JSONResponse(
+            errors.body("internal", f"internal error ({type(exc).__name__})"), status_code=500
+        )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
+    return "invalid request: " + "; ".join(problems)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelreg")
+    except PackageNotFoundError:
+        return "0"

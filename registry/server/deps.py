@@ -1,0 +1,64 @@
+"""What every endpoint is handed: the verified caller and the registry as they may use it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from registry.auth import Principal, parse_bearer
+from registry.errors import InvalidInput
+from registry.guard import GuardedStore
+from registry.models import Origin
+from registry.store.sql import SqlStore
+
+ORIGIN_HEADER = "x-modelreg-origin"
+MAX_ORIGIN = 4096
+
+
+def root_store(request: Request) -> SqlStore:
+    store: SqlStore = request.app.state.store
+    return store
+
+
+def principal(request: Request) -> Principal:
+    """The caller, verified: ``Unauthenticated`` (401) without a valid, unrevoked token."""
+    secret = parse_bearer(request.headers.get("authorization"))
+    return Principal.of(root_store(request).authenticate(secret))
+
+
+def door(request: Request, who: Annotated[Principal, Depends(principal)]) -> GuardedStore:
+    """The registry acting as the token's name (with the client's flow run as origin,
+    if it sent one), behind the token's grants."""
+    inner = root_store(request).acting_as(who.name, origin=_origin(request))
+    return GuardedStore(inner, who)
+
+
+Door = Annotated[GuardedStore, Depends(door)]
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def _origin(request: Request) -> Origin | None:
+    raw = request.headers.get(ORIGIN_HEADER)
+    if not raw:
+        return None
+    if len(raw) > MAX_ORIGIN:
+        raise InvalidInput(f"the {ORIGIN_HEADER} header is over {MAX_ORIGIN} bytes")
+    try:
+        return Origin.model_validate(json.loads(raw))
+    except ValueError as exc:
+        raise InvalidInput(f"malformed {ORIGIN_HEADER} header: expected an Origin as JSON") from exc
+
+
+def reply(value: BaseModel | list[BaseModel] | dict[str, object], status: int = 200) -> Response:
+    """A model (or list of models) as JSON, serialised once by pydantic."""
+    if isinstance(value, BaseModel):
+        content = value.model_dump_json()
+    elif isinstance(value, list):
+        content = "[" + ",".join(item.model_dump_json() for item in value) + "]"
+    else:
+        content = json.dumps(value, default=str)
+    return Response(content, status_code=status, media_type="application/json")

@@ -1,0 +1,85 @@
+"""Request size limits, as plain ASGI (no per-request task or body copy).
+
+A declared ``Content-Length`` over the limit is refused before the body is read; a
+body without one (chunked) is counted as it arrives and refused once it passes the
+limit. Either way the answer is 413 with the API's error body, and the endpoint
+never runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from registry.server.errors import body
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class _TooLarge(HTTPException):
+    """Raised while the endpoint reads the body: FastAPI passes an HTTPException on
+    (the app's handler answers 413) where it would turn anything else into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over this server's limit of {limit} bytes")
+
+
+class BodyLimit:
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _refuse(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message: Message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(self.max_bytes)
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:  # read outside the FastAPI app (the idempotency layer)
+            await _refuse(send, self.max_bytes)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse(send: Any, limit: int) -> None:
+    payload = json.dumps(
+        body("too_large", f"the request body is over this server's limit of {limit} bytes")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,1 @@
+"""The REST resources, one module per aggregate; ``registry.server.app.ROUTERS`` lists them."""
