@@ -56,6 +56,8 @@ class Settings(BaseModel):
     # Where each region's artifact store lives (a folder or s3://bucket/prefix), as
     # (region, root) pairs; regions left out get ``<home>/regions/<region>``.
     region_roots: tuple[tuple[str, str], ...] = ()
+    # The bearer token for an http:// registry (MODELREG_TOKEN); never shown in a repr.
+    token: str | None = Field(default=None, repr=False)
 
     def __init__(self, **data: Any) -> None:
         from pydantic import ValidationError
@@ -148,6 +150,7 @@ class Settings(BaseModel):
             "registry_url": env.get("MODELREG_URL", f"sqlite:///{home}/registry.db"),
             "artifact_root": env.get("MODELREG_ARTIFACTS", str(home / "artifacts")),
             "actor": env.get("MODELREG_USER") or _default_actor(),
+            "token": env.get("MODELREG_TOKEN") or None,
         }
         if env.get("MODELREG_REGIONS"):
             values["regions"] = tuple(

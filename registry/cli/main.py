@@ -82,6 +82,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.serve:serve",
         "Serve model NAME over HTTP: /predict, /healthz, /readyz, /metrics.",
     ),
+    "server": (
+        "registry.cli.server:server",
+        "Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.",
+    ),
+    "token": (
+        "registry.cli.tokens:token",
+        "Bearer tokens for the registry server: create, list, revoke.",
+    ),
+    "webhook": (
+        "registry.cli.webhooks:webhook",
+        "Webhooks: signed deliveries of registry events to an HTTP receiver.",
+    ),
 }
 
 
@@ -146,8 +158,8 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     "--registry",
     "registry_url",
     metavar="URL",
-    help="sqlite:///PATH or postgresql://… (default: $MODELREG_URL, else "
-    "sqlite:///.modelreg/registry.db).",
+    help="sqlite:///PATH, postgresql://… or http://HOST:PORT (a registry server; token in "
+    "$MODELREG_TOKEN). Default: $MODELREG_URL, else sqlite:///.modelreg/registry.db.",
 )
 @click.option(
     "--json",

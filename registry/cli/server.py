@@ -1,0 +1,91 @@
+"""``modelreg server``: the registry's REST API, auth, event feed and webhooks over HTTP."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.state import CliState, pass_state
+
+
+@click.command()
+@click.option(
+    "--registry",
+    "registry_url",
+    metavar="URL",
+    help="The database to serve: sqlite:///PATH or postgresql://… (default: the global "
+    "--registry, $MODELREG_URL, else sqlite:///.modelreg/registry.db).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (and the database).",
+)
+@click.option(
+    "--max-body",
+    "max_body_bytes",
+    type=click.IntRange(min=1024),
+    default=1 << 20,
+    show_default=True,
+    help="Largest request body accepted, in bytes (larger: 413).",
+)
+@click.option(
+    "--no-webhooks",
+    is_flag=True,
+    help="Do not deliver webhooks from this server (another server process does).",
+)
+@pass_state
+def server(
+    state: CliState,
+    registry_url: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    max_body_bytes: int,
+    no_webhooks: bool,
+) -> None:
+    """Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.
+
+    Every request needs a bearer token (``modelreg token create``, run against the
+    database). Several server processes may share one PostgreSQL database; with
+    SQLite, run one server per file.
+    """
+    from registry.config import ServerConfig
+    from registry.errors import InvalidInput
+    from registry.store.sql import SqlStore
+
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise InvalidInput(
+            "modelreg server needs the server extra: pip install 'modelreg[server]'"
+        ) from exc
+    url = registry_url or state.settings().registry_url
+    if url.startswith(("http://", "https://")):
+        raise InvalidInput("modelreg server serves a database: give sqlite:///… or postgresql://…")
+    SqlStore(url, actor="modelreg-server").close()  # migrate once, before the workers start
+    config = ServerConfig(registry_url=url, max_body_bytes=max_body_bytes, webhooks=not no_webhooks)
+    config.export()
+    click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")
+    uvicorn.run(
+        "registry.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _safe(url: str) -> str:
+    """The URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

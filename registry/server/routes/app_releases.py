@@ -1,0 +1,7 @@
+"""REST resources: app_releases (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
