@@ -33,7 +33,10 @@ SERVER_ACTOR = "modelreg-server"
 # Routers, each "module:attribute"; every one is mounted under /api/v1.
 ROUTERS = ("registry.server.routes.meta:router",)
 # Background services started with the app: each a callable (app, config) -> stop().
-SERVICES: tuple[str, ...] = ()
+SERVICES: tuple[str, ...] = (
+    "registry.server.feed:start",
+    "registry.webhook_dispatch:start",
+)
 
 
 def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
