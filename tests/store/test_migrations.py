@@ -569,8 +569,8 @@ def upgraded_0004(fresh_url: str) -> Iterator[Upgraded]:
         yield Upgraded(fresh_url, before, store)
 
 
-def test_upgrading_from_0004_reaches_0005(upgraded_0004: Upgraded) -> None:
-    assert _revision(upgraded_0004.url) == _alembic_head() == "0005"
+def test_upgrading_from_0004_reaches_head(upgraded_0004: Upgraded) -> None:
+    assert _revision(upgraded_0004.url) == _alembic_head()
 
 
 def test_every_0004_row_survives_the_upgrade_unchanged(upgraded_0004: Upgraded) -> None:
@@ -589,3 +589,66 @@ def test_an_upgraded_registry_starts_with_no_heartbeats(upgraded_0004: Upgraded)
     assert store.latest_seq() == 12
     assert store.resolve_app_release("fraud-service", "1.0.0") == ("fraud", 2)
     assert store.history("fraud")[-1].details.reasons == ("no canary",)
+
+
+# ---------------------------------------------------------------- upgrading from 0005
+
+# What revision 0005 added: one resolver's heartbeat.
+ROWS_0005: dict[str, list[dict[str, Any]]] = {
+    "resolver_heartbeat": [
+        {
+            "resolver_id": "web-1:4242:fraud@production",
+            "model": "fraud",
+            "ref": "production",
+            "region": "us-east",
+            "host": "web-1",
+            "pid": 4242,
+            "version": 2,
+            "generation": 5,
+            "seq": 12,
+            "degraded": False,
+            "reason": None,
+            "started_at": T0 + timedelta(minutes=20),
+            "seen_at": T0 + timedelta(minutes=21),
+        }
+    ],
+}
+ORDER["resolver_heartbeat"] = "resolver_id"
+ALL_0005 = {**ALL_0004, **ROWS_0005}
+
+
+@pytest.fixture
+def upgraded_0005(fresh_url: str) -> Iterator[Upgraded]:
+    """A 0005 database holding rows of every table, then opened by the store."""
+    _migrate_to(fresh_url, "0005")
+    _insert_old_rows(fresh_url, ALL_0005)
+    before = _raw_rows(fresh_url, ALL_0005)
+    assert _revision(fresh_url) == "0005"
+    with SqlStore(fresh_url, actor="tester") as store:
+        yield Upgraded(fresh_url, before, store)
+
+
+def test_upgrading_from_0005_reaches_head(upgraded_0005: Upgraded) -> None:
+    assert _revision(upgraded_0005.url) == _alembic_head()
+
+
+def test_every_0005_row_survives_the_upgrade_unchanged(upgraded_0005: Upgraded) -> None:
+    after = _raw_rows(upgraded_0005.url, ALL_0005)
+
+    assert {t: len(rows) for t, rows in after.items()} == {
+        t: len(rows) for t, rows in ALL_0005.items()
+    }
+    assert after == upgraded_0005.before
+
+
+def test_an_upgraded_registry_has_no_tokens_and_takes_new_ones(upgraded_0005: Upgraded) -> None:
+    from registry.auth import Role
+
+    store = upgraded_0005.store
+    assert store.list_tokens() == []
+
+    made, secret = store.create_token("ci", Role.DEPLOYER, scopes=["payments/*"])
+
+    assert store.authenticate(secret) == made
+    assert [h.resolver_id for h in store.fleet()] == ["web-1:4242:fraud@production"]
+    assert store.resolve_app_release("fraud-service", "1.0.0") == ("fraud", 2)
