@@ -47,6 +47,10 @@ _EXPORTS = {
     "Gate": "registry.release.policy",
     "PolicyRecord": "registry.release.policy",
     "resolve": "registry.client",
+    "Forbidden": "registry.errors",
+    "Unauthenticated": "registry.errors",
+    "Role": "registry.auth",
+    "Token": "registry.auth",
 }
 __all__ = [
     "TRANSIENT_ERRORS",
@@ -59,6 +63,7 @@ __all__ = [
     "Conflict",
     "Event",
     "EventDetails",
+    "Forbidden",
     "Gate",
     "GateRefused",
     "InvalidInput",
@@ -75,11 +80,14 @@ __all__ = [
     "RegistryUnavailable",
     "ReleaseCheckFailed",
     "ReleasePolicy",
+    "Role",
     "SchemaMismatch",
     "Settings",
     "Signature",
     "Stage",
     "StorageError",
+    "Token",
+    "Unauthenticated",
     "VersionCreate",
     "connect",
     "open_artifacts",
@@ -102,6 +110,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from registry.auth import Role, Token
     from registry.client import connect, open_artifacts, register_file, resolve
     from registry.config import Settings
     from registry.errors import (
@@ -110,6 +119,7 @@ if TYPE_CHECKING:
         ArtifactUnavailable,
         ChecksumMismatch,
         Conflict,
+        Forbidden,
         GateRefused,
         InvalidInput,
         LockTimeout,
@@ -119,6 +129,7 @@ if TYPE_CHECKING:
         ReleaseCheckFailed,
         SchemaMismatch,
         StorageError,
+        Unauthenticated,
     )
     from registry.models import (
         AppRelease,
