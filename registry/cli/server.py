@@ -76,8 +76,8 @@ def server(
         host=host,
         port=port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
+        loop="auto",  # uvloop and httptools when installed (the server extra)
+        http="auto",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
