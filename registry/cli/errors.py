@@ -4,7 +4,18 @@
 - 3: NotFound
 - 4: Conflict, GateRefused and ReleaseCheckFailed (stale generation, illegal transition,
   a refused gate, nothing to roll back to)
-- 5: RegistryUnavailable, StorageError and ArtifactError
+- 5: RegistryUnavailable, StorageError and ArtifactError (a registry server that is
+  down: the message names its URL)
+- 6: Unauthenticated and Forbidden (a registry server refused the token: missing,
+  unknown or revoked, or its role or scope does not allow the call). Not 4: a refusal
+  there is about the model's state and a retry may pass once it changes; this one is
+  about who is asking and passes only with another token, so a script must tell them
+  apart without reading the message.
+- 75: ``register`` could not reach the registry and queued the registration in the
+  local outbox (``modelreg drain`` delivers it). The bytes are stored and nothing is
+  lost, but the version does not exist yet: a script that goes on to promote it must
+  not see success. 75 is sysexits' EX_TEMPFAIL, what sendmail answers when it queues
+  mail for later delivery (``register … || [ $? -eq 75 ]`` accepts a queued one).
 - 1: anything else
 """
 
@@ -15,6 +26,7 @@ import click
 from registry.errors import (
     ArtifactError,
     Conflict,
+    Forbidden,
     GateRefused,
     InvalidInput,
     NotFound,
@@ -22,9 +34,11 @@ from registry.errors import (
     RegistryUnavailable,
     ReleaseCheckFailed,
     StorageError,
+    Unauthenticated,
 )
 
-USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE, OTHER = 2, 3, 4, 5, 1
+USAGE, NOT_FOUND, CONFLICT, UNAVAILABLE, DENIED, OTHER = 2, 3, 4, 5, 6, 1
+QUEUED = 75  # returned by ``register``, not raised: queuing is not an error
 
 _CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, USAGE),
@@ -35,6 +49,8 @@ _CODES: tuple[tuple[type[BaseException], int], ...] = (
     (StorageError, UNAVAILABLE),
     (RegistryUnavailable, UNAVAILABLE),
     (ArtifactError, UNAVAILABLE),
+    (Unauthenticated, DENIED),
+    (Forbidden, DENIED),
 )
 
 

@@ -3,15 +3,21 @@
 Each is one call of the registry API; the rules (transitions, the release gates,
 compare-and-swap on the generation, rollback targets) live in the store, not here.
 A gate's refusal is recorded there and reaches the user as one line, exit 4.
+``register`` alone outlives an unreachable registry: its bytes are stored first, and
+the registration waits in the durable outbox (exit 75) for ``modelreg drain``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli.state import CliState, json_option, pass_state
+
+if TYPE_CHECKING:
+    from registry.errors import RegistryUnavailable
+    from registry.models import ArtifactRef, VersionCreate
 
 STAGE_CHOICES = ("Staging", "Production", "Archived")
 
@@ -86,30 +92,86 @@ def _masked(url: str) -> str:
 @pass_state
 def register(
     state: CliState, name: str, artifact: str, meta: str, artifact_format: str | None
-) -> None:
-    """Register a model file (--artifact) as a new version of model NAME."""
+) -> int:
+    """Register a model file (--artifact) as a new version of model NAME.
+
+    The bytes go to the artifact store first. If the registry cannot be reached
+    then, the registration is queued durably in the local outbox with its
+    idempotency key and the command exits 75: 'modelreg drain' (or the drain
+    flow) delivers it later, exactly once.
+    """
+    import uuid
     from pathlib import Path
 
-    import registry
     from registry.cli.render import emit_json
+    from registry.client import _format_of
+    from registry.errors import RegistryUnavailable
+    from registry.models import VersionCreate, check_model_name
 
-    metadata = read_meta(meta)
-    store = state.store()
-    version = registry.register_file(
-        store,
-        registry.open_artifacts(state.settings()),
-        name,
-        Path(artifact),
-        metadata,
-        format=artifact_format,
-    )
+    document = read_meta(meta)
+    check_model_name(name)
+    metadata = VersionCreate.parse(document)
+    if metadata.idempotency_key is None:
+        # Chosen before the first attempt, so that a retry after a lost reply, the
+        # outbox and its drain all deliver under one key: one version, never two.
+        metadata = metadata.model_copy(update={"idempotency_key": f"cli-{uuid.uuid4().hex}"})
+    settings = state.settings()
+    path = Path(artifact)
+    ref = settings.artifacts().put_file(path, format=artifact_format or _format_of(path))
+    try:
+        version = state.store().register(name, ref, metadata)
+    except RegistryUnavailable as exc:
+        return _queue(state, name, ref, metadata, exc)
     if state.json:
         emit_json(version)
-        return
+        return 0
     click.echo(
         f"registered {version.name} version {version.version} "
         f"(sha256 {version.artifact.sha256[:12]}, {version.artifact.size} bytes)"
     )
+    return 0
+
+
+def _queue(
+    state: CliState,
+    name: str,
+    ref: ArtifactRef,
+    metadata: VersionCreate,
+    error: RegistryUnavailable,
+) -> int:
+    """Put a registration the registry did not take into the outbox; exit ``QUEUED``."""
+    from registry.cli.errors import QUEUED
+    from registry.cli.render import emit_json
+    from registry.errors import RegistryUnavailable
+    from registry.outbox import Outbox
+
+    settings = state.settings()
+    try:
+        key = Outbox(settings.outbox_path).enqueue(name, ref, metadata)
+    except (RegistryUnavailable, OSError) as exc:
+        raise RegistryUnavailable(
+            f"{error}; and the registration could not be queued in {settings.outbox_path}: {exc}"
+        ) from exc
+    registry_url = _masked(settings.registry_url)
+    if state.json:
+        emit_json(
+            {
+                "status": "queued",
+                "name": name,
+                "key": key,
+                "sha256": ref.sha256,
+                "outbox": str(settings.outbox_path),
+                "registry": registry_url,
+                "error": str(error),
+            }
+        )
+    else:
+        click.echo(
+            f"queued {name} (key {key}, sha256 {ref.sha256[:12]}) in {settings.outbox_path}: "
+            f"the registry is unreachable ({error}); 'modelreg --registry {registry_url} drain' "
+            "or the drain flow registers it once the registry is back"
+        )
+    return QUEUED
 
 
 def read_meta(path: str) -> dict[str, Any]:

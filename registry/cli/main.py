@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.lifecycle:register",
         "Register a model file (--artifact) as a new version of model NAME.",
     ),
+    "drain": (
+        "registry.cli.outbox:drain",
+        "Deliver the registrations queued while the registry was unreachable.",
+    ),
     "promote": (
         "registry.cli.lifecycle:promote",
         "Move VERSION of NAME to a stage (default: Production).",
