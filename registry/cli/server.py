@@ -37,6 +37,14 @@ from registry.cli.state import CliState, pass_state
     is_flag=True,
     help="Do not deliver webhooks from this server (another server process does).",
 )
+@click.option(
+    "--webhook-max-backoff",
+    "webhook_max_backoff_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Longest wait between two attempts to deliver a webhook event, in seconds.",
+)
 @pass_state
 def server(
     state: CliState,
@@ -46,6 +54,7 @@ def server(
     workers: int,
     max_body_bytes: int,
     no_webhooks: bool,
+    webhook_max_backoff_s: float,
 ) -> None:
     """Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.
 
@@ -67,7 +76,12 @@ def server(
     if url.startswith(("http://", "https://")):
         raise InvalidInput("modelreg server serves a database: give sqlite:///… or postgresql://…")
     SqlStore(url, actor="modelreg-server").close()  # migrate once, before the workers start
-    config = ServerConfig(registry_url=url, max_body_bytes=max_body_bytes, webhooks=not no_webhooks)
+    config = ServerConfig(
+        registry_url=url,
+        max_body_bytes=max_body_bytes,
+        webhooks=not no_webhooks,
+        webhook_max_backoff_s=webhook_max_backoff_s,
+    )
     config.export()
     click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")
     uvicorn.run(

@@ -31,7 +31,15 @@ API = "/api/v1"
 SERVER_ACTOR = "modelreg-server"
 
 # Routers, each "module:attribute"; every one is mounted under /api/v1.
-ROUTERS = ("registry.server.routes.meta:router",)
+ROUTERS = (
+    "registry.server.routes.meta:router",
+    *(
+        f"registry.server.routes.{name}:router"
+        for name in ("models", "pointers", "release", "app_releases", "queries", "fleet", "access")
+    ),
+    "registry.server.routes.events:router",
+    "registry.server.routes.webhooks:router",
+)
 # Background services started with the app: each a callable (app, config) -> stop().
 SERVICES: tuple[str, ...] = (
     "registry.server.feed:start",
