@@ -15,15 +15,26 @@ from registry.store.base import RegistryStore
 def connect(
     url: str | None = None, *, settings: Settings | None = None, origin: Origin | None = None
 ) -> RegistryStore:
-    """The registry at ``url`` (``sqlite:///…`` or ``postgresql://…``), acting as
-    ``settings.actor``; ``origin`` (a flow run) is recorded with every change it makes."""
+    """The registry at ``url``: a database (``sqlite:///…``, ``postgresql://…``), acting
+    as ``settings.actor``, or a registry server (``http(s)://…``), acting as the token
+    of ``settings.token`` (MODELREG_TOKEN). ``origin`` (a flow run) is recorded with
+    every change it makes.
+
+    Without a token a server store still opens (nothing is asked of the server yet);
+    its first call then fails with ``Unauthenticated`` and the server's message."""
     settings = settings or Settings.from_env()
     target = url or settings.registry_url
     if target.startswith(("sqlite:", "postgresql:", "postgresql+")):
         from registry.store.sql import SqlStore
 
         return SqlStore(target, actor=settings.actor, origin=origin)
-    raise InvalidInput(f"unsupported registry URL {target!r}: use sqlite:///… or postgresql://…")
+    if target.startswith(("http://", "https://")):
+        from registry.store.http import HttpStore
+
+        return HttpStore(target, token=settings.token, actor_hint=settings.actor, origin=origin)
+    raise InvalidInput(
+        f"unsupported registry URL {target!r}: use sqlite:///…, postgresql://… or http(s)://…"
+    )
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:

@@ -33,10 +33,13 @@ SERVER_ACTOR = "modelreg-server"
 # Routers, each "module:attribute"; every one is mounted under /api/v1.
 ROUTERS = (
     "registry.server.routes.meta:router",
-    *(
-        f"registry.server.routes.{name}:router"
-        for name in ("models", "pointers", "release", "app_releases", "queries", "fleet", "access")
-    ),
+    "registry.server.routes.models:router",
+    "registry.server.routes.pointers:router",
+    "registry.server.routes.release:router",
+    "registry.server.routes.app_releases:router",
+    "registry.server.routes.queries:router",
+    "registry.server.routes.fleet:router",
+    "registry.server.routes.access:router",
     "registry.server.routes.events:router",
     "registry.server.routes.webhooks:router",
 )

@@ -1,7 +1,40 @@
-"""REST resources: access (being written)."""
+"""REST resources: bearer tokens (admin only; a secret is shown once, when it is made)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
-router = APIRouter()
+from registry.auth import Role, Token
+from registry.server.deps import Door, reply
+from registry.server.routes.params import Body, StoredText, many
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenCreate(Body):
+    name: StoredText
+    role: Role
+    scopes: list[StoredText] = Field(default_factory=lambda: ["*"], max_length=100)
+
+
+class NewToken(BaseModel):
+    token: Token
+    secret: str = Field(description="the bearer secret: shown this once, never stored")
+
+
+@router.post("/tokens", status_code=201, response_model=NewToken, summary="Create a token")
+def create_token(body: TokenCreate, store: Door) -> Response:
+    token, secret = store.create_token(body.name, body.role, scopes=body.scopes)
+    return reply({"token": token.model_dump(mode="json"), "secret": secret}, 201)
+
+
+@router.get("/tokens", response_model=list[Token], summary="Every token, revoked ones too")
+def list_tokens(store: Door) -> Response:
+    return reply(many(store.list_tokens()))
+
+
+@router.delete("/tokens/{name}", response_model=Token, summary="Revoke a token")
+def revoke_token(name: str, store: Door) -> Response:
+    return reply(store.revoke_token(name))

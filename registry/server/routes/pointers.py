@@ -1,7 +1,120 @@
-"""REST resources: pointers (being written)."""
+"""REST resources: what serves, and moving it: stages, aliases, rollback, resolve.
+
+Every move takes ``expected_generation`` (a stale one is 409, nothing changed) and goes
+through the store's release gates (a refusal is 422 ``gate_refused`` with the reasons,
+recorded in history). ``force`` is the break-glass, admin only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from registry.models import PointerChange, Stage, check_model_name
+from registry.server.deps import Door, reply
+from registry.server.routes.params import (
+    Body,
+    Count,
+    StoredText,
+    VersionNumber,
+    VersionPath,
+    ref_of,
+)
+
+router = APIRouter(tags=["pointers"])
+
+Reason = Annotated[StoredText, StringConstraints(max_length=4096)]
+
+
+class _Move(Body):
+    expected_generation: Count | None = None
+    reason: Reason | None = None
+    force: bool = False
+
+
+class StageMove(_Move):
+    stage: Stage
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        # ``production`` reads as well as ``Production``, as on the command line.
+        return Stage.parse(value) if isinstance(value, str) else value
+
+
+class AliasMoves(_Move):
+    moves: dict[StoredText, VersionNumber | None] = Field(
+        description="alias -> version; null deletes the alias"
+    )
+
+
+class Rollback(_Move):
+    to: VersionNumber | None = None
+    reason: Reason  # a rollback always says why
+
+
+class Resolved(BaseModel):
+    name: str
+    version: int
+
+
+@router.put(
+    "/stage/{name:path}@{version}",
+    response_model=PointerChange,
+    summary="Move a version to a stage (Production: through the promotion gate)",
+)
+def transition(name: str, version: VersionPath, body: StageMove, store: Door) -> Response:
+    change = store.transition(
+        name,
+        version,
+        body.stage,
+        expected_generation=body.expected_generation,
+        reason=body.reason,
+        force=body.force,
+    )
+    return reply(change)
+
+
+@router.patch(
+    "/aliases/{name:path}",
+    response_model=PointerChange,
+    summary="Move or delete several aliases in one atomic change",
+)
+def set_aliases(name: str, body: AliasMoves, store: Door) -> Response:
+    change = store.set_aliases(
+        name,
+        body.moves,
+        expected_generation=body.expected_generation,
+        reason=body.reason,
+        force=body.force,
+    )
+    return reply(change)
+
+
+@router.post(
+    "/rollback/{name:path}",
+    response_model=PointerChange,
+    summary="Put back the previous Production version (or `to`)",
+)
+def rollback(name: str, body: Rollback, store: Door) -> Response:
+    change = store.rollback(
+        name,
+        to=body.to,
+        expected_generation=body.expected_generation,
+        reason=body.reason,
+        force=body.force,
+    )
+    return reply(change)
+
+
+@router.get(
+    "/resolve/{name:path}@{ref}",
+    response_model=Resolved,
+    summary="The version a ref (number, stage, latest or alias) points at",
+)
+def resolve(name: str, ref: str, store: Door) -> Response:
+    check_model_name(name)  # the store checks it only after a miss, and a NUL must not reach SQL
+    return reply({"name": name, "version": store.resolve(name, ref_of(ref))})
