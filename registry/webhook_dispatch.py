@@ -158,7 +158,7 @@ class Dispatcher:
                 delay = backoff(due.attempts + 1, self.max_backoff_s)
                 retry_at = utcnow() + timedelta(seconds=delay)
             self.store.record_attempt(
-                due.delivery_id,
+                due,
                 delivered=attempt.delivered,
                 status=attempt.status,
                 error=attempt.error,

@@ -13,9 +13,11 @@ The interface methods (``add_webhook`` … ``replay_webhook``) are documented on
 - ``next_delivery`` and ``record_attempt``: the oldest pending delivery, and what
   one attempt to send it came to.
 
-A replay deletes the rows it re-queues and inserts fresh ones: an attempt in flight
-while it runs records against a row id that is gone, so the replayed delivery stays
-pending and is sent again.
+A replay deletes the rows it re-queues and inserts fresh ones, due at the time of
+the replay. An attempt in flight meanwhile records nothing: ``record_attempt`` is
+guarded on the row's id and due time as that attempt read them (SQLite may give a
+new row the id of a deleted one; the due time is later than any read before the
+replay). So the replayed delivery stays pending and is sent again.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def _webhook(row: Any) -> Webhook:
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_D)
-    return statement.on_conflict_do_nothing(index_elements=["webhook_id", "seq"])
+    # RETURNING, not rowcount: psycopg reports -1 for an executemany.
+    return statement.on_conflict_do_nothing(index_elements=["webhook_id", "seq"]).returning(_D.c.id)
 
 
 _INSERT_NEW = {d: _insert_ignoring_duplicates(d) for d in ("sqlite", "postgresql")}
@@ -307,16 +310,17 @@ class WebhooksMixin:
 
     def record_attempt(
         self,
-        delivery_id: int,
+        due: Due,
         *,
         delivered: bool,
         status: int | None = None,
         error: str | None = None,
         retry_at: datetime | None = None,
     ) -> bool:
-        """What one attempt came to: delivered, or failed (``status`` the receiver's
-        HTTP status, ``error`` what went wrong) to be tried again at ``retry_at``.
-        False when the row is gone (the webhook was removed or replayed meanwhile)."""
+        """What one attempt to send ``due`` came to: delivered, or failed (``status`` the
+        receiver's HTTP status, ``error`` what went wrong) to be tried again at
+        ``retry_at``. False when the delivery is not the one that was sent any more
+        (its webhook was removed, or a replay queued it again)."""
         now = utcnow()
         values: dict[str, Any] = {
             "attempts": _D.c.attempts + 1,
@@ -330,7 +334,10 @@ class WebhooksMixin:
             values["next_attempt_at"] = retry_at or now
         with self.db.write() as conn:
             done = conn.execute(
-                update(_D).where(_D.c.id == delivery_id, _D.c.status == "pending").values(**values)
+                update(_D)
+                .where(_D.c.id == due.delivery_id, _D.c.status == "pending")
+                .where(_D.c.next_attempt_at == due.next_attempt_at)
+                .values(**values)
             )
             return bool(done.rowcount)
 
@@ -359,6 +366,6 @@ class WebhooksMixin:
                 break
             rows = [_pending_row(webhook.id, e, now) for e in events if webhook.wants(e)]
             if rows:
-                queued += conn.execute(_INSERT_NEW[conn.dialect.name], rows).rowcount
+                queued += len(conn.execute(_INSERT_NEW[conn.dialect.name], rows).all())
             after = events[-1].seq
         return queued
