@@ -86,13 +86,25 @@ class IdempotentWrites:
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if (
+                    not message.get("more_body", False)
+                    and status
+                    and status < 500
+                    and status != 401
+                ):
+                    # Kept before the reply's last bytes go out: a client that retries
+                    # the moment it has the reply must find it kept.
+                    await anyio.to_thread.run_sync(
+                        self.store.save_reply,
+                        who,
+                        key,
+                        fingerprint,
+                        status,
+                        b"".join(chunks).decode(),
+                    )
             await send(message)
 
         await self.app(scope, replay, capture)
-        if status and status < 500 and status != 401:
-            await anyio.to_thread.run_sync(
-                self.store.save_reply, who, key, fingerprint, status, b"".join(chunks).decode()
-            )
 
 
 async def _read(receive: Any) -> bytes:
