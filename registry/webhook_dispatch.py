@@ -146,10 +146,12 @@ class Dispatcher:
         delivered = 0
         while not self._stop.is_set():
             held = self._held.get(webhook_id)
-            # Stop short of the lease's end: a new holder may start then.
-            if held is None or held.lease_until - utcnow() < timedelta(seconds=self.timeout_s * 2):
+            if held is None:
                 break
-            due = self.store.next_delivery(webhook_id)
+            # Only while this dispatcher's lease outlasts an attempt (the database says,
+            # not our memory of it: a stalled process may have lost it meanwhile).
+            margin = timedelta(seconds=self.timeout_s * 2)
+            due = self.store.next_delivery(webhook_id, self.owner, margin=margin)
             if due is None or due.next_attempt_at > utcnow():
                 break
             attempt = post(self.client, held.webhook.url, held.secret, due.event)

@@ -17,9 +17,10 @@ from registry.webhooks import event_type
 from .support import promote, register_versions
 
 LEASE = timedelta(seconds=30)
+OWNER = "dispatcher-1"
 
 
-def _queue_all(store: SqlStore, webhook_id: int, owner: str = "dispatcher-1") -> int:
+def _queue_all(store: SqlStore, webhook_id: int, owner: str = OWNER) -> int:
     """What a dispatcher does before sending: hold the lease, queue every new event."""
     assert webhook_id in {h.webhook.id for h in store.claim_webhooks(owner, LEASE)}
     total = 0
@@ -31,7 +32,7 @@ def _queue_all(store: SqlStore, webhook_id: int, owner: str = "dispatcher-1") ->
 def _deliver_all(store: SqlStore, webhook_id: int) -> list[int]:
     """Mark every pending delivery delivered, oldest first; their seqs."""
     seqs = []
-    while (due := store.next_delivery(webhook_id)) is not None:
+    while (due := store.next_delivery(webhook_id, OWNER)) is not None:
         assert store.record_attempt(due, delivered=True, status=204)
         seqs.append(due.event.seq)
     return seqs
@@ -243,6 +244,20 @@ def test_dispatchers_claiming_at_once_never_share_a_webhook(
     assert all(webhook in held[owners[webhook]] for webhook in made)
 
 
+def test_only_the_lease_holder_gets_a_delivery_to_send_and_only_while_it_lasts(
+    store: SqlStore,
+) -> None:
+    made, _ = store.add_webhook("https://h.example/", ["*"])
+    register_versions(store, "fraud", 1)
+    _queue_all(store, made.id, owner="stalled")
+    store.claim_webhooks("stalled", timedelta(seconds=-1))  # it stopped renewing
+    store.claim_webhooks("successor", LEASE)
+
+    assert store.next_delivery(made.id, "stalled") is None
+    assert store.next_delivery(made.id, "successor") is not None
+    assert store.next_delivery(made.id, "successor", margin=LEASE * 2) is None
+
+
 def test_a_removed_webhook_is_neither_claimed_nor_queued(store: SqlStore) -> None:
     made, _ = store.add_webhook("https://h.example/", ["*"])
     store.claim_webhooks("d1", LEASE)
@@ -263,12 +278,12 @@ def test_the_oldest_pending_delivery_comes_first_and_stays_first_until_delivered
     made, _ = store.add_webhook("https://h.example/", ["registered"])
     register_versions(store, "fraud", 3)
     _queue_all(store, made.id)
-    first = store.next_delivery(made.id)
+    first = store.next_delivery(made.id, OWNER)
     assert first is not None
 
     later = first.next_attempt_at + timedelta(seconds=5)
     failed = store.record_attempt(first, delivered=False, status=503, retry_at=later)
-    retry = store.next_delivery(made.id)
+    retry = store.next_delivery(made.id, OWNER)
 
     assert failed
     assert retry is not None
@@ -287,10 +302,10 @@ def test_a_delivered_attempt_is_recorded_and_the_next_event_comes_up(store: SqlS
     made, _ = store.add_webhook("https://h.example/", ["registered"])
     register_versions(store, "fraud", 2)
     _queue_all(store, made.id)
-    failing = store.next_delivery(made.id)
+    failing = store.next_delivery(made.id, OWNER)
     assert failing is not None
     store.record_attempt(failing, delivered=False, error="ConnectError: refused")
-    due = store.next_delivery(made.id)
+    due = store.next_delivery(made.id, OWNER)
     assert due is not None
 
     assert store.record_attempt(due, delivered=True, status=200)
@@ -306,7 +321,7 @@ def test_a_delivered_attempt_is_recorded_and_the_next_event_comes_up(store: SqlS
     )
     assert first.delivered_at is not None
     assert (second.status, second.attempts) == ("pending", 0)
-    after = store.next_delivery(made.id)
+    after = store.next_delivery(made.id, OWNER)
     assert after is not None and after.event.seq == second.seq
 
 
@@ -341,7 +356,7 @@ def test_removing_a_webhook_drops_its_pending_deliveries_and_keeps_the_delivered
     made, _ = store.add_webhook("https://h.example/", ["registered"])
     register_versions(store, "fraud", 3)
     _queue_all(store, made.id)
-    due = store.next_delivery(made.id)
+    due = store.next_delivery(made.id, OWNER)
     assert due is not None
     store.record_attempt(due, delivered=True, status=204)
 
@@ -350,7 +365,7 @@ def test_removing_a_webhook_drops_its_pending_deliveries_and_keeps_the_delivered
     assert [(d.seq, d.status) for d in store.webhook_deliveries(made.id)] == [
         (due.event.seq, "delivered")
     ]
-    assert store.next_delivery(made.id) is None
+    assert store.next_delivery(made.id, OWNER) is None
 
 
 # ---------------------------------------------------------------- replays
@@ -403,7 +418,7 @@ def test_an_attempt_in_flight_during_a_replay_leaves_the_event_pending(store: Sq
     made, _ = store.add_webhook("https://h.example/", ["registered"])
     register_versions(store, "fraud", 1)
     _queue_all(store, made.id)
-    in_flight = store.next_delivery(made.id)
+    in_flight = store.next_delivery(made.id, OWNER)
     assert in_flight is not None
 
     store.replay_webhook(made.id, from_seq=in_flight.event.seq)

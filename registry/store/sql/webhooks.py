@@ -292,12 +292,18 @@ class WebhooksMixin:
             conn.execute(update(_W).where(_W.c.id == webhook_id).values(cursor=upto))
             return Queued(upto - webhook.cursor, queued, upto)
 
-    def next_delivery(self, webhook_id: int) -> Due | None:
-        """The pending delivery with the lowest seq (due or not), with its event."""
+    def next_delivery(
+        self, webhook_id: int, owner: str, *, margin: timedelta = timedelta(0)
+    ) -> Due | None:
+        """The pending delivery with the lowest seq (due or not), with its event; None
+        unless ``owner`` holds the webhook's lease for ``margin`` longer at least (an
+        attempt must end before another dispatcher may take over)."""
+        leased = (_W.c.lease_owner == owner, _W.c.lease_until > utcnow() + margin)
         with self.db.read() as conn:
             pending = conn.execute(
                 select(_D.c.id, _D.c.seq, _D.c.attempts, _D.c.next_attempt_at)
-                .where(_D.c.webhook_id == webhook_id, _D.c.status == "pending")
+                .join(_W, _W.c.id == _D.c.webhook_id)
+                .where(_D.c.webhook_id == webhook_id, _D.c.status == "pending", *leased)
                 .order_by(_D.c.seq)
                 .limit(1)
             ).first()
