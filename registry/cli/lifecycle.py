@@ -46,7 +46,12 @@ def init(state: CliState) -> None:
     from registry.errors import ArtifactError
 
     settings = state.settings()
-    state.store()  # opening the store creates or upgrades the schema
+    store = state.store()  # opening a database creates or upgrades its schema
+    served = settings.registry_url.startswith(("http://", "https://"))
+    if served:
+        # A server upgrades its own database, and opening its store asks it nothing:
+        # one read says it answers and takes the token (else exit 5 or 6 here).
+        store.latest_seq()
     root = Path(settings.artifact_root).expanduser().resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,8 @@ def init(state: CliState) -> None:
     if state.json:
         emit_json(where)
         return
-    click.echo(f"registry:  {where['registry']} (schema up to date)")
+    status = "a registry server, answering" if served else "schema up to date"
+    click.echo(f"registry:  {where['registry']} ({status})")
     click.echo(f"artifacts: {where['artifacts']}")
 
 
