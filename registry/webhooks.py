@@ -45,7 +45,7 @@ EVENT_TYPES = (
 )
 SIGNATURE_VERSION = "v1"
 MAX_URL = 2048
-_URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+_URL_RE = re.compile(r"^https?://[^\s/?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$")  # no control bytes
 
 DeliveryStatus = Literal["pending", "delivered"]
 

@@ -390,6 +390,7 @@ def test_only_admins_manage_webhooks(hooked: Served) -> None:
     ("method", "path", "body", "status", "code"),
     [
         ("POST", "/webhooks", {"url": "ftp://x", "events": ["promoted"]}, 400, "invalid_input"),
+        ("POST", "/webhooks", {"url": "http://h/\u0000", "events": ["*"]}, 400, "invalid_input"),
         (
             "POST",
             "/webhooks",

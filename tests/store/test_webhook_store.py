@@ -68,6 +68,7 @@ def test_event_types_are_deduplicated_and_a_star_takes_every_type(store: SqlStor
         ("ftp://h.example/x", ["promoted"], None, "invalid webhook URL"),
         ("hooks.example/x", ["promoted"], None, "invalid webhook URL"),
         ("https://h.example/" + "x" * 2100, ["promoted"], None, "invalid webhook URL"),
+        ("https://h.example/\x00x", ["promoted"], None, "invalid webhook URL"),
         ("https://h.example/x", [], None, "at least one event type"),
         ("https://h.example/x", [" "], None, "at least one event type"),
         ("https://h.example/x", ["deployed"], None, "unknown webhook event type 'deployed'"),
