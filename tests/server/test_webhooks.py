@@ -328,6 +328,18 @@ def test_the_cli_adds_lists_and_shows_deliveries(
     assert all(r.signed_by(made["secret"]) for r in receiver.requests)
 
 
+def test_the_cli_with_a_non_admin_token_fails_in_one_line(hooked: Served, tmp_path: Path) -> None:
+    reader = hooked.token(f"reader-{uuid.uuid4().hex[:6]}", Role.READER)
+    runner = CliRunner(env={"MODELREG_HOME": str(tmp_path / "home"), "MODELREG_TOKEN": reader})
+
+    result = runner.invoke(cli, ["--registry", hooked.url, "webhook", "list"])
+
+    assert result.exit_code == 6, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "admin" in line
+
+
 # ---------------------------------------------------------------- two server processes
 
 
