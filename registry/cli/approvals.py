@@ -1,8 +1,8 @@
 """``modelreg approve``: a person's sign-off on Staging -> Production.
 
-An approval is a check recorded by the approver (``MODELREG_USER``); the promotion
-gate counts the distinct approvers other than the version's registrant against the
-policy's ``approvals.required``.
+An approval is a check recorded by the approver (``MODELREG_USER``; on a registry
+server, the token's name); the promotion gate counts the distinct approvers other
+than the version's registrant against the policy's ``approvals.required``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from registry.cli.state import CliState, json_option, pass_state
 @json_option
 @pass_state
 def approve(state: CliState, name: str, version: int, reason: str) -> None:
-    """Approve VERSION of NAME for Production, as yourself ($MODELREG_USER).
+    """Approve VERSION of NAME for Production, as yourself ($MODELREG_USER, or the token).
 
     The registrant's own approval is refused (exit 4); the policy says how many
     are needed ('modelreg policy show NAME').

@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "approve": (
         "registry.cli.approvals:approve",
-        "Approve VERSION of NAME for Production, as yourself ($MODELREG_USER).",
+        "Approve VERSION of NAME for Production, as yourself ($MODELREG_USER, or the token).",
     ),
     "rollback": (
         "registry.cli.lifecycle:rollback",

@@ -67,14 +67,18 @@ class RemoteCli:
             env["MODELREG_TOKEN"] = token
         return env
 
-    def run(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        """``modelreg ARGS`` as a real process, with ``token`` (default: this user's)."""
+    def process_env(self, token: str | None = None) -> dict[str, str]:
+        """The environment of a ``modelreg`` process with ``token`` (default: this user's)."""
         env = {**os.environ, **self.env(token or self.token)}
         if token is None and self.token is None:
             env.pop("MODELREG_TOKEN", None)
+        return env
+
+    def run(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``modelreg ARGS`` as a real process, with ``token`` (default: this user's)."""
         return subprocess.run(
             [str(MODELREG), *args],
-            env=env,
+            env=self.process_env(token),
             capture_output=True,
             text=True,
             timeout=120,
