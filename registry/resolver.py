@@ -3,7 +3,8 @@
 ``Resolver.get(ref)`` is a dictionary read: no registry query and no I/O per call.
 A follower thread watches the registry's event log (a cheap poll of the newest
 sequence number; on PostgreSQL it is also woken by the NOTIFY the event's own
-transaction sends) and a TTL refresh is only a fallback. When a pointer moves,
+transaction sends, and behind a registry server, ``http(s)://…``, by the server's
+event stream) and a TTL refresh is only a fallback. When a pointer moves,
 the new version is downloaded from the resolver's own region, its size and
 sha256 are checked, it is loaded (skops, trusted types only), its signature is
 checked against the schema the serving code sends, and only then swapped in,
@@ -38,7 +39,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from registry.config import Settings
 from registry.errors import (
@@ -50,6 +51,10 @@ from registry.errors import (
 )
 from registry.models import ArtifactRef, ModelVersion, Signature, Stage
 from registry.store.base import RegistryStore
+
+if TYPE_CHECKING:
+    from registry.store.http_feed import SseListener
+    from registry.store.sql.listen import EventListener
 
 log = logging.getLogger("modelreg.resolver")
 
@@ -702,19 +707,21 @@ def _touched(store: RegistryStore, since: int, newest: int) -> dict[str, bool]:
 
 class _Channel:
     """One watcher of a registry's event log per process, whatever the number of
-    resolvers: it polls the newest sequence number (and, on PostgreSQL, is woken by
-    the NOTIFY of each event's transaction), keeps the recent pointer events, and
-    wakes every resolver that follows this registry. Two hundred resolvers in four
-    processes cost four polls, not two hundred."""
+    resolvers: it polls the newest sequence number (and is woken by a push channel:
+    on PostgreSQL the NOTIFY of each event's transaction, on a registry server its
+    event stream), keeps the recent pointer events, and wakes every resolver that
+    follows this registry. Two hundred resolvers in four processes cost four polls,
+    not two hundred; behind a server, they cost the database nothing at all (the
+    server reads each change once for all its subscribers)."""
 
-    _all: ClassVar[dict[tuple[str, str], _Channel]] = {}
+    _all: ClassVar[dict[tuple[str, str, str | None], _Channel]] = {}
     _guard: ClassVar[threading.Lock] = threading.Lock()
     MEMORY = 10_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, poll_s: float) -> None:
         self.settings = settings
         self.members: set[Resolver] = set()
-        self.poll_s = 1.0
+        self.poll_s = poll_s  # the shortest of its members'
         self.latest = 0
         self.error: str | None = None
         self._recent: deque[tuple[int, str, bool]] = deque(maxlen=self.MEMORY)
@@ -730,15 +737,17 @@ class _Channel:
 
     @classmethod
     def join(cls, resolver: Resolver) -> _Channel:
-        key = (resolver.settings.registry_url, resolver.settings.actor)
+        key = _channel_key(resolver.settings)
         with cls._guard:
             channel = cls._all.get(key)
             if channel is None:
-                channel = cls._all[key] = _Channel(resolver.settings)
+                channel = cls._all[key] = _Channel(resolver.settings, resolver.options.poll_s)
                 channel.latest = channel._floor = resolver._seq
                 channel._start()
             channel.members.add(resolver)
-            channel.poll_s = min(channel.poll_s, resolver.options.poll_s)
+            if resolver.options.poll_s < channel.poll_s:
+                channel.poll_s = resolver.options.poll_s
+                channel._kick.set()  # the watcher may be inside a longer wait
         return channel
 
     def leave(self, resolver: Resolver) -> None:
@@ -746,7 +755,7 @@ class _Channel:
             self.members.discard(resolver)
             if self.members:
                 return
-            self._all.pop((self.settings.registry_url, self.settings.actor), None)
+            self._all.pop(_channel_key(self.settings), None)
         self._stop.set()
         self._kick.set()
         if self._listening is not None:
@@ -767,7 +776,7 @@ class _Channel:
 
     def _start(self) -> None:
         targets = [self._watch]
-        if self.settings.registry_url.startswith("postgresql"):
+        if self.settings.registry_url.startswith(_PUSHED):
             targets.append(self._listen)
         for target in targets:
             thread = threading.Thread(target=target, name="modelreg-resolver-feed", daemon=True)
@@ -813,14 +822,13 @@ class _Channel:
             since = batch[-1].seq
 
     def _listen(self) -> None:
-        """Wake the watcher on every NOTIFY; reconnect with backoff when the line drops
-        (the poll covers the gap: nothing is missed, only heard later)."""
-        from registry.store.sql.listen import EventListener
-
+        """Wake the watcher on every event pushed (a NOTIFY, or one on the server's event
+        stream); reconnect with backoff when the line drops (the poll covers the gap:
+        nothing is missed, only heard later)."""
         delay = 0.2
         while not self._stop.is_set():
             try:
-                with EventListener(self.settings.registry_url) as listener:
+                with self._push_channel() as listener:
                     self._listening = listener
                     delay = 0.2
                     self._kick.set()  # read the feed: anything sent while we were away
@@ -831,6 +839,26 @@ class _Channel:
                 log.warning("event channel unavailable: %s", exc)
             self._stop.wait(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _push_channel(self) -> EventListener | SseListener:
+        url = self.settings.registry_url
+        if url.startswith(("http://", "https://")):
+            from registry.store.http_feed import SseListener
+
+            return SseListener(url, self.settings.token)
+        from registry.store.sql.listen import EventListener
+
+        return EventListener(url)
+
+
+# Registries that push their events: PostgreSQL (NOTIFY) and a registry server (SSE).
+_PUSHED = ("postgresql", "http://", "https://")
+
+
+def _channel_key(settings: Settings) -> tuple[str, str, str | None]:
+    """Resolvers share a channel when they read one registry as one caller (behind a
+    server the caller is the token, so two tokens never share what they were shown)."""
+    return (settings.registry_url, settings.actor, settings.token)
 
 
 def _what_serves(slot: _Slot, reason: str) -> str:
