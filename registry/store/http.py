@@ -393,13 +393,8 @@ class HttpStore(RegistryStore):
     def heartbeat(self, beat: Heartbeat) -> None:
         # Replacing one row is idempotent by itself, and a beat is soon stale: no key to
         # keep, and no half-minute of retries holding up the resolver that sends it.
-        self._write(
-            "POST",
-            "/heartbeats",
-            beat.model_dump(mode="json"),
-            keyed=False,
-            budget=self.read_budget_s,
-        )
+        body = beat.model_dump(mode="json")
+        self._reply(self._send("POST", "/heartbeats", body=body, budget=self.read_budget_s))
 
     def fleet(self, name: str | None = None) -> list[Heartbeat]:
         return _list(Heartbeat, self._get("/fleet", {} if name is None else {"model": name}))
@@ -520,16 +515,10 @@ class HttpStore(RegistryStore):
         body: Mapping[str, Any] | None = None,
         *,
         keyed: bool = True,
-        budget: float | None = None,
     ) -> Any:
         key = str(uuid.uuid4()) if keyed else None
         response = self._send(
-            method,
-            path,
-            body=body,
-            key=key,
-            budget=self.write_budget_s if budget is None else budget,
-            retries=None,
+            method, path, body=body, key=key, budget=self.write_budget_s, retries=None
         )
         return self._reply(response)
 
