@@ -7,12 +7,13 @@ pipeline's register step is called as the retrain flow calls it.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from registry.outbox import Outbox
 from registry.pipeline import steps
 from registry.release.checks import EvaluationEvidence
 from registry.store.http import HttpStore
+from registry.store.sql import SqlStore
 
-from .conftest import Served
+from .conftest import Served, free_port
 from .remote_cli import META, MODELREG, RemoteCli
 
 MODEL = "fraud-detector"
@@ -314,3 +316,41 @@ def test_a_server_killed_mid_batch_loses_and_doubles_no_registration(
     assert len(registered) == total
     by_key = {v.idempotency_key: v.version for v in versions}
     assert all(by_key[key] == version for key, _name, version in report.delivered)
+
+
+# ---------------------------------------------------------------- a database URL
+
+
+def test_register_queues_for_an_unreachable_database_too_and_drain_reports_each_outcome(
+    tmp_path: Path, artifact_for: Callable[..., ArtifactRef]
+) -> None:
+    """The same outbox whatever the URL: a PostgreSQL server that is down, then a
+    registry that takes the entry, and one that refuses another for good."""
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/registry?connect_timeout=2"
+    user = RemoteCli(down, tmp_path / "home", None)
+    queued = user.run(*user.register_args(MODEL))
+    still_down = user.run("drain")
+    [entry] = Outbox(user.outbox).pending()
+    # A key the registry already holds for other bytes: refused for good once delivered.
+    local = f"sqlite:///{tmp_path}/registry.db"
+    with SqlStore(local, actor="someone-else") as db:
+        db.register(MODEL, artifact_for(b"other bytes"), VersionCreate(idempotency_key="taken"))
+    Outbox(user.outbox).enqueue(
+        MODEL, artifact_for(b"mine"), VersionCreate(idempotency_key="taken")
+    )
+
+    drained = RemoteCli(local, user.home, None).run("drain", "--json")
+
+    assert queued.returncode == 75 and queued.stdout.startswith(f"queued {MODEL} (key cli-")
+    assert (still_down.returncode, still_down.stdout) == (5, f"1 still queued in {user.outbox}\n")
+    assert still_down.stderr.startswith(f"error: 1 registration(s) still queued in {user.outbox}: ")
+    assert drained.returncode == 4 and drained.stderr.count("\n") == 1
+    assert "refused 1 queued registration(s) for good" in drained.stderr
+    report = json.loads(drained.stdout)
+    assert report["delivered"] == [{"key": entry.key, "name": MODEL, "version": 2}]
+    assert [r["key"] for r in report["rejected"]] == ["taken"]
+    assert (report["remaining"], report["unavailable"]) == (0, None)
+    assert {e.key: e.state for e in Outbox(user.outbox).entries()} == {
+        entry.key: "delivered",
+        "taken": "rejected",
+    }
