@@ -224,7 +224,13 @@ def _batch_key(client: int, index: int) -> str:
     return f"batch-{client}-{index}"
 
 
-def _client(served: Served, token: str, client: int, outbox: Path) -> list[str]:
+def _client(
+    client: int,
+    served: Served,
+    token: str,
+    outbox: Path,
+    artifact_for: Callable[..., ArtifactRef],
+) -> list[str]:
     """Register PER_CLIENT versions through one HttpStore; whatever outlives the retry
     budget goes into the outbox, as ``modelreg register`` does. The keys queued."""
     # Half the clients give up on a call within a second (their calls then wait in
@@ -234,8 +240,7 @@ def _client(served: Served, token: str, client: int, outbox: Path) -> list[str]:
     with HttpStore(served.url, token=token, write_budget_s=budget) as store:
         for index in range(PER_CLIENT):
             key = _batch_key(client, index)
-            data = key.encode()
-            ref = _ref(data)
+            ref = artifact_for(key.encode())
             meta = VersionCreate(metrics={"auc": 0.9}, idempotency_key=key)
             try:
                 store.register(MODEL, ref, meta)
@@ -244,15 +249,6 @@ def _client(served: Served, token: str, client: int, outbox: Path) -> list[str]:
                 queued.append(key)
             time.sleep(0.02)  # clients that keep a pace, so the kill lands mid-batch
     return queued
-
-
-def _ref(data: bytes) -> ArtifactRef:
-    import hashlib
-
-    digest = hashlib.sha256(data).hexdigest()
-    return ArtifactRef(
-        uri=f"file:///artifacts/{digest}", sha256=digest, size=len(data), format="skops"
-    )
 
 
 def _latest(served: Served) -> int:
@@ -276,21 +272,22 @@ def _kill_mid_batch(served: Served, done: threading.Event) -> int:
 
 
 def test_a_server_killed_mid_batch_loses_and_doubles_no_registration(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, artifact_for: Callable[..., ArtifactRef]
 ) -> None:
     token = served.token("batch-bot", "data-scientist")
     outbox = tmp_path / "outbox.db"
     done = threading.Event()
     # The lost reply made certain: the server took this one, the client heard nothing
     # and queued it; the drain must find the version by its key.
-    lost_ref, lost = _ref(b"taken"), VersionCreate(idempotency_key="lost-reply")
+    lost_ref, lost = artifact_for(b"taken"), VersionCreate(idempotency_key="lost-reply")
     with HttpStore(served.url, token=token) as store:
         taken = store.register(MODEL, lost_ref, lost)
     Outbox(outbox).enqueue(MODEL, lost_ref, lost)
 
     with ThreadPoolExecutor(CLIENTS + 1) as pool:
         killer = pool.submit(_kill_mid_batch, served, done)
-        clients = [pool.submit(_client, served, token, c, outbox) for c in range(CLIENTS)]
+        args = (served, token, outbox, artifact_for)
+        clients = [pool.submit(_client, c, *args) for c in range(CLIENTS)]
         queued = [key for future in clients for key in future.result(timeout=300)]
         done.set()
         at_kill = killer.result(timeout=120)
