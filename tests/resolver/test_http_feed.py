@@ -194,12 +194,12 @@ def test_two_hundred_resolvers_follow_one_server_and_never_touch_the_database(
     remote.registry.promote(2)
     wait_for(lambda: {r.get(REF).version for r in fleet}, lambda seen: seen == {2}, timeout=30)
 
-    assert all(isinstance(r._store, HttpStore) for r in fleet)
-    [channel] = {id(r._channel): r._channel for r in fleet}.values()
-    assert channel is not None
-    assert isinstance(channel._store, HttpStore)
-    assert connections.pooled == 0
     if backend == "sqlite":
         assert connections.files_open() == []
     else:
         assert connections.named(TRAP_APP) == 0
+    assert connections.pooled == 0
+    assert all(isinstance(r._store, HttpStore) for r in fleet)
+    [channel] = {id(r._channel): r._channel for r in fleet}.values()
+    assert channel is not None
+    assert isinstance(channel._store, HttpStore)
