@@ -36,7 +36,12 @@ def _start(url: str, log: Path, *, workers: int = 1) -> Served:
     with SqlStore(url, actor="test-admin") as store:
         _made, admin = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.ADMIN)
     args = ["--webhook-max-backoff", str(MAX_BACKOFF_S)]
-    server = ServerProcess(url, log, workers=workers, args=args).start()
+    server = ServerProcess(url, log, workers=workers, args=args)
+    try:
+        server.start()
+    except RuntimeError:
+        server.kill()  # not ready in time: leave no process behind
+        raise
     return Served(server, url, admin, {"admin": admin})
 
 
