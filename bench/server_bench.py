@@ -642,10 +642,13 @@ def workload_rows(figs: Figures, server: Server, token: str, setup: SqlStore, pl
         w1_rows(figs, api, server, token, plan, before_load=lambda: w3_rows(figs, api, plan))
         w4g_rows(figs, api, setup, plan)
         w2_rows(figs, api, server, token, setup, plan)
-        w4_rows(figs, api, setup, plan)
+        w4_rows(figs, api, server, token, setup, plan)
     finally:
         api.close()
     w5_rows(figs, server, token, setup, plan)
+    after = server.memory()
+    figs.report.details["memory_after_workloads"] = after
+    figs.add("rss_after", "end", "RSS after the workloads, sum", after["rss_mib"], "MiB")
 
 
 def w1_rows(
@@ -754,7 +757,9 @@ def alias_flips(store: Any, flips: int) -> dict[str, Any]:
     return {"flips": flips, "latency_ms": rb.summary_ms(samples)}
 
 
-def w4_rows(figs: Figures, api: Any, setup: SqlStore, plan: Plan) -> None:
+def w4_rows(
+    figs: Figures, api: RawApi, server: Server, token: str, setup: SqlStore, plan: Plan
+) -> None:
     log(f"[{figs.column}] W4 {plan.flips} ungated flips, {plan.flips} alias flips")
     candidates = w4_setup(setup, plan)
     w4 = rb.flip_pairs(api, FLIP_MODEL, iter(range(2, candidates + 2)), plan.flips)
@@ -762,6 +767,21 @@ def w4_rows(figs: Figures, api: Any, setup: SqlStore, plan: Plan) -> None:
     rb.fill(setup, ALIAS_MODEL, 2)
     aliases = alias_flips(api, plan.flips)
     add_alias_rows(figs, aliases)
+    store = http_store(server.url, token)
+    if store is None:
+        return
+    try:  # HttpStore sends an Idempotency-Key with every write: the server keeps each reply
+        via = alias_flips(store, plan.flips // 2)["latency_ms"]
+    finally:
+        store.close()
+    figs.report.details["w4_alias_http_store"] = via
+    figs.add(
+        "w4_alias_store_p50",
+        "W4",
+        "alias flip through HttpStore (Idempotency-Key) p50",
+        via["p50"],
+        "ms",
+    )
 
 
 def add_w4_rows(figs: Figures, w4: dict[str, Any]) -> None:
@@ -962,6 +982,7 @@ SUMMARY: tuple[tuple[str, str, Target | None, str], ...] = (
     ("startup", "start-up to /health (s)", T_STARTUP, MLFLOW["startup"]),
     ("rss", "idle RSS, all processes (MiB)", T_RSS, MLFLOW["rss"]),
     ("pss", "idle PSS, all processes (MiB)", None, ""),
+    ("rss_after", "RSS after the workloads (MiB)", None, ""),
     ("floor_p50", "GET unknown route p50 (ms)", None, ""),
     ("health_p50", "GET /health p50 (ms)", None, ""),
     ("whoami_p50", "GET /whoami p50 (ms)", None, ""),
@@ -982,6 +1003,7 @@ SUMMARY: tuple[tuple[str, str, Target | None, str], ...] = (
     ("w4_p50", "W4 ungated promote/rollback p50 (ms)", None, ""),
     ("w4_alias_p50", "W4 alias flip p50 (ms)", T_ALIAS_P50, MLFLOW["w4_alias_p50"]),
     ("w4_alias_p95", "W4 alias flip p95 (ms)", None, ""),
+    ("w4_alias_store_p50", "W4 alias flip via HttpStore p50 (ms)", None, ""),
     ("w4g_p50", "W4g gated promote p50 (ms)", None, ""),
     ("w5_ok", "W5 successful flips (8 procs)", None, ""),
     ("w5_errors", "W5 errors", Target("==", 0), ""),
