@@ -93,7 +93,8 @@ def post(client: httpx.Client, url: str, secret: str, event: Event) -> Attempt:
     try:
         response = client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        return Attempt(False, error=f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+        what = type(exc).__name__
+        return Attempt(False, error=f"{what}: {exc}"[:500] if str(exc) else what)
     if 200 <= response.status_code < 300:
         return Attempt(True, response.status_code)
     return Attempt(False, response.status_code, f"HTTP {response.status_code}")
@@ -101,8 +102,9 @@ def post(client: httpx.Client, url: str, secret: str, event: Event) -> Attempt:
 
 def new_client(timeout_s: float = ATTEMPT_TIMEOUT_S) -> httpx.Client:
     # No redirects: a receiver that moved answers 3xx, and that is a failed attempt
-    # (following it would send the signed body somewhere nobody subscribed).
-    return httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+    # (following it would send the signed body somewhere nobody subscribed). The
+    # environment's proxy and CA settings apply, as to any outbound call of the host.
+    return httpx.Client(timeout=timeout_s, follow_redirects=False)
 
 
 class Dispatcher:

@@ -181,3 +181,22 @@ def test_deliver_against_a_server_url_is_refused_without_calling_it(tmp_path: Pa
 
     assert "runs against a database" in message
     assert "a registry server delivers its own webhooks" in message
+
+
+@pytest.mark.parametrize("status", [301, 404, 500])
+def test_an_answer_other_than_2xx_is_a_failed_attempt(
+    reg: Harness, receiver: Receiver, status: int
+) -> None:
+    receiver.fail_next(1, status)
+    hook, _ = _add(reg, receiver.url())
+    reg.register()
+
+    report = reg.json("webhook", "deliver")
+
+    assert (report["delivered"], report["failed"]) == (0, 1)
+    (shown,) = reg.json("webhook", "deliveries", str(hook))
+    assert (shown["status"], shown["last_status"], shown["last_error"]) == (
+        "pending",
+        status,
+        f"HTTP {status}",
+    )
