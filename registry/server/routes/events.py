@@ -56,14 +56,16 @@ async def events(
     ] = 0,
 ) -> Response:
     if wait <= 0:  # a plain read sees every committed event, even one the feed has not yet
-        return reply(await run_in_threadpool(door.events, since=since, limit=limit, model=model))
-    if model is not None:
-        check_model_name(model)
-    entries, _through = await _page(
-        _feed(request), door, since, limit=limit, model=model, wait=min(wait, MAX_WAIT_S)
-    )
-    content = "[" + ",".join(entry.json for entry in entries) + "]"
-    return Response(content, media_type="application/json")
+        batch = await run_in_threadpool(door.events, since=since, limit=limit, model=model)
+        found = [event.model_dump_json() for event in batch]
+    else:
+        if model is not None:
+            check_model_name(model)
+        entries, _through = await _page(
+            _feed(request), door, since, limit=limit, model=model, wait=min(wait, MAX_WAIT_S)
+        )
+        found = [entry.json for entry in entries]
+    return Response("[" + ",".join(found) + "]", media_type="application/json")
 
 
 @router.get("/events/latest", summary="The newest event's sequence number (0: none yet)")
