@@ -170,6 +170,8 @@ class HttpStore(RegistryStore):
             # Chosen before the first attempt: a retry after a lost reply then
             # returns the version the first attempt made instead of making another.
             meta = meta.model_copy(update={"idempotency_key": f"http-{uuid.uuid4().hex}"})
+        if not isinstance(artifact, ArtifactRef):
+            raise InvalidInput(f"an artifact must be an ArtifactRef, got {type(artifact).__name__}")
         body = {
             "artifact": artifact.model_dump(mode="json"),
             "meta": meta.model_dump(mode="json", exclude_defaults=True),
@@ -393,6 +395,8 @@ class HttpStore(RegistryStore):
     def heartbeat(self, beat: Heartbeat) -> None:
         # Replacing one row is idempotent by itself, and a beat is soon stale: no key to
         # keep, and no half-minute of retries holding up the resolver that sends it.
+        if not isinstance(beat, Heartbeat):
+            raise InvalidInput(f"a heartbeat must be a Heartbeat, got {type(beat).__name__}")
         body = beat.model_dump(mode="json")
         self._reply(self._send("POST", "/heartbeats", body=body, budget=self.read_budget_s))
 
