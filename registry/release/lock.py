@@ -2,7 +2,9 @@
 
 Scoped like the registry itself, and released by the operating system or the
 database if the holder dies: a lock file next to a SQLite registry (every writer
-of that file is on this machine), a session advisory lock on PostgreSQL. The
+of that file is on this machine), a session advisory lock on PostgreSQL; behind a
+registry server (``http://…``) the server takes the lock around each promotion and
+rollback it serves, so the client takes none. The
 compare-and-swap inside the gated flip still decides a race on its own; the lock
 makes the second promotion wait, then re-check the gates against what the first
 one did. ``LockTimeout`` (transient) if the lock stays taken for ``timeout`` seconds.
@@ -34,6 +36,9 @@ def promotion_lock(
 
     from registry.store.sql.engine import normalise_url
 
+    if registry_url.startswith(("http://", "https://")):
+        yield  # the server holds the lock around the move it makes
+        return
     url = make_url(normalise_url(registry_url))
     if url.get_backend_name() == "sqlite":
         with _file_lock(Path(url.database or ""), name, timeout):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,7 +158,8 @@ class Served:
 
 
 def _registry_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    if backend == "sqlite":
+    if backend == "sqlite":  # a copy of the migrated template: no migration per server
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "served.db")
         yield f"sqlite:///{tmp_path}/served.db"
         return
     database = request.getfixturevalue("postgres_database")

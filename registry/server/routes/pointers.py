@@ -7,6 +7,8 @@ recorded in history). ``force`` is the break-glass, admin only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -14,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from registry.models import PointerChange, Stage, check_model_name
+from registry.release.lock import promotion_lock
 from registry.server.deps import Door, reply
 from registry.server.routes.params import (
     Body,
@@ -25,6 +28,20 @@ from registry.server.routes.params import (
 )
 
 router = APIRouter(tags=["pointers"])
+# A request waits this long for another promotion or rollback of the model, then gets
+# 503 (LockTimeout) and the client retries: a thread is not held for minutes.
+LOCK_WAIT_S = 30.0
+
+
+@contextmanager
+def _one_at_a_time(store: Any, name: str) -> Iterator[None]:
+    """The model's promotion lock, as the pipeline's steps take it against a database:
+    clients of a server take none (``promotion_lock`` skips http URLs), so the server
+    holds it around each promotion and rollback it makes."""
+    check_model_name(name)
+    with promotion_lock(store.inner.url, name, timeout=LOCK_WAIT_S):
+        yield
+
 
 Reason = Annotated[StoredText, StringConstraints(max_length=4096)]
 
@@ -67,14 +84,16 @@ class Resolved(BaseModel):
     summary="Move a version to a stage (Production: through the promotion gate)",
 )
 def transition(name: str, version: VersionPath, body: StageMove, store: Door) -> Response:
-    change = store.transition(
-        name,
-        version,
-        body.stage,
-        expected_generation=body.expected_generation,
-        reason=body.reason,
-        force=body.force,
-    )
+    serial = _one_at_a_time(store, name) if body.stage is Stage.PRODUCTION else nullcontext()
+    with serial:
+        change = store.transition(
+            name,
+            version,
+            body.stage,
+            expected_generation=body.expected_generation,
+            reason=body.reason,
+            force=body.force,
+        )
     return reply(change)
 
 
@@ -100,13 +119,14 @@ def set_aliases(name: str, body: AliasMoves, store: Door) -> Response:
     summary="Put back the previous Production version (or `to`)",
 )
 def rollback(name: str, body: Rollback, store: Door) -> Response:
-    change = store.rollback(
-        name,
-        to=body.to,
-        expected_generation=body.expected_generation,
-        reason=body.reason,
-        force=body.force,
-    )
+    with _one_at_a_time(store, name):
+        change = store.rollback(
+            name,
+            to=body.to,
+            expected_generation=body.expected_generation,
+            reason=body.reason,
+            force=body.force,
+        )
     return reply(change)
 
 
