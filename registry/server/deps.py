@@ -13,6 +13,7 @@ from registry.auth import Principal, parse_bearer
 from registry.errors import InvalidInput
 from registry.guard import GuardedStore
 from registry.models import Origin
+from registry.server.routes.params import storable
 from registry.store.sql import SqlStore
 
 ORIGIN_HEADER = "x-modelreg-origin"
@@ -52,7 +53,7 @@ def _origin(request: Request) -> Origin | None:
     if len(raw) > MAX_ORIGIN:
         raise InvalidInput(f"the {ORIGIN_HEADER} header is over {MAX_ORIGIN} bytes")
     try:
-        return Origin.model_validate(json.loads(raw))
+        return Origin.model_validate(storable(json.loads(raw)))  # no NUL or lone surrogate
     except ValueError as exc:
         raise InvalidInput(f"malformed {ORIGIN_HEADER} header: expected an Origin as JSON") from exc
 
