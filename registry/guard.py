@@ -57,6 +57,12 @@ class GuardedStore(RegistryStore):
     ) -> None:
         authorize(self.who, ADMIN if force else need, action, model=model, pointers=pointers)
 
+    def may_move_production(self, name: str, *, force: bool = False) -> None:
+        """``Forbidden`` unless this caller may promote or roll back ``name``: asked
+        before waiting on the model's promotion lock, so a caller who may not move it
+        never holds the lock (the move itself asks again)."""
+        self._may(DEP, "move Production", name, ("production",), force=force)
+
     def close(self) -> None:
         """The inner store belongs to whoever made the guard (the server's pool)."""
 

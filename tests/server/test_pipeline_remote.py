@@ -73,3 +73,17 @@ def test_the_server_holds_the_promotion_lock_around_a_promotion(
     assert len(outcome) == 1
     with served.db() as db:
         assert db.get_model("fraud").production == 1
+
+
+def test_a_caller_who_may_not_promote_is_refused_without_waiting_for_the_lock(
+    served: Served, artifact_for: Callable[..., ArtifactRef]
+) -> None:
+    with served.db() as db:
+        db.register("fraud", artifact_for(b"v1"), VersionCreate())
+    reader = served.token("viewer", "reader")
+
+    with promotion_lock(served.db_url, "fraud"), served.client(reader) as client:
+        answer = client.put("/stage/fraud@1", json={"stage": "Production"}, timeout=10)
+
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from registry.guard import GuardedStore
 from registry.models import PointerChange, Stage, check_model_name
 from registry.release.lock import promotion_lock
 from registry.server.deps import Door, reply
@@ -34,12 +35,13 @@ LOCK_WAIT_S = 30.0
 
 
 @contextmanager
-def _one_at_a_time(store: Any, name: str) -> Iterator[None]:
+def _one_at_a_time(store: GuardedStore, name: str, *, force: bool) -> Iterator[None]:
     """The model's promotion lock, as the pipeline's steps take it against a database:
     clients of a server take none (``promotion_lock`` skips http URLs), so the server
-    holds it around each promotion and rollback it makes."""
+    holds it around each promotion and rollback it makes, for callers allowed to."""
     check_model_name(name)
-    with promotion_lock(store.inner.url, name, timeout=LOCK_WAIT_S):
+    store.may_move_production(name, force=force)
+    with promotion_lock(store.inner.url, name, timeout=LOCK_WAIT_S):  # type: ignore[attr-defined]
         yield
 
 
@@ -84,7 +86,8 @@ class Resolved(BaseModel):
     summary="Move a version to a stage (Production: through the promotion gate)",
 )
 def transition(name: str, version: VersionPath, body: StageMove, store: Door) -> Response:
-    serial = _one_at_a_time(store, name) if body.stage is Stage.PRODUCTION else nullcontext()
+    production = body.stage is Stage.PRODUCTION
+    serial = _one_at_a_time(store, name, force=body.force) if production else nullcontext()
     with serial:
         change = store.transition(
             name,
@@ -119,7 +122,7 @@ def set_aliases(name: str, body: AliasMoves, store: Door) -> Response:
     summary="Put back the previous Production version (or `to`)",
 )
 def rollback(name: str, body: Rollback, store: Door) -> Response:
-    with _one_at_a_time(store, name):
+    with _one_at_a_time(store, name, force=body.force):
         change = store.rollback(
             name,
             to=body.to,
