@@ -542,6 +542,7 @@ class Figures:
 def bench_http(backend: rb.Backend, workers: int, plan: Plan, workdir: Path) -> Figures:
     column = f"{backend.name}, {workers} worker{'s' if workers > 1 else ''}"
     figs = Figures(column, Report(column))
+    figs.add("load", "-", "load average (1 min) at start", os.getloadavg()[0], "")
     # The setup store migrates the database; untimed setup goes through it.
     with backend.database(f"http{workers}") as url, SqlStore(url, actor="bench") as setup:
         _made, token = setup.create_token("bench", Role.ADMIN)
@@ -935,6 +936,7 @@ def bench_in_process(backend: rb.Backend, plan: Plan) -> Figures:
     functions, on a fresh database, with this run's counts."""
     column = f"{backend.name}, in-process"
     figs = Figures(column, Report(column))
+    figs.add("load", "-", "load average (1 min) at start", os.getloadavg()[0], "")
     registry_plan = plan.registry_plan()
     with backend.database("inproc") as url:
         log(f"[{column}] W1 / W3 / W4g / W2 / W4 / W5")
@@ -979,6 +981,7 @@ def bench_in_process(backend: rb.Backend, plan: Plan) -> Figures:
 
 # The summary's rows: key, label, target, MLflow's figure.
 SUMMARY: tuple[tuple[str, str, Target | None, str], ...] = (
+    ("load", "load average (1 min) at column start", None, ""),
     ("startup", "start-up to /health (s)", T_STARTUP, MLFLOW["startup"]),
     ("rss", "idle RSS, all processes (MiB)", T_RSS, MLFLOW["rss"]),
     ("pss", "idle PSS, all processes (MiB)", None, ""),
