@@ -629,6 +629,14 @@ def add_load_rows(
         load["server_cpu_cores"],
         f"/ {load['clients_cpu_cores']:.2f} cores",
     )
+    per_request = load["server_cpu_cores"] / load["per_s"] * 1000 if load["per_s"] else None
+    figs.add(
+        f"{key}_cpu_ms",
+        workload,
+        "  server CPU per request (1000 / it: requests/s per core)",
+        per_request,
+        "ms",
+    )
     errors = {s: n for s, n in load["statuses"].items() if s >= 400}
     if errors:
         figs.report.note(f"{what} under load: error statuses {errors}")
@@ -991,14 +999,17 @@ SUMMARY: tuple[tuple[str, str, Target | None, str], ...] = (
     ("whoami_p50", "GET /whoami p50 (ms)", None, ""),
     ("whoami_p99", "GET /whoami p99 (ms)", None, ""),
     ("whoami_rate", "GET /whoami under load (/s)", None, ""),
+    ("whoami_cpu_ms", "  server CPU per whoami (ms)", None, ""),
     ("w1_seq", "W1 register, one client (/s)", None, ""),
     ("w1_rate", "W1 register, client procs (/s)", T_REGISTER, MLFLOW["w1_rate"]),
     ("w1_cpu", "  server CPU during it (cores)", None, ""),
+    ("w1_cpu_ms", "  server CPU per registration (ms)", None, ""),
     ("w1_store", "W1 register via HttpStore (/s)", None, ""),
     ("w2_p50", "W2 resolve p50 (ms)", T_RESOLVE_P50, MLFLOW["w2_p50"]),
     ("w2_p99", "W2 resolve p99 (ms)", T_RESOLVE_P99, ""),
     ("w2_rate", "W2 resolve, client procs (/s)", T_RESOLVE_RATE, ""),
     ("w2_cpu", "  server CPU during it (cores)", None, ""),
+    ("w2_cpu_ms", "  server CPU per resolve (ms)", None, ""),
     ("w2_store_p50", "W2 resolve via HttpStore p50 (ms)", None, ""),
     ("w3_tag_p50", "W3 search tag p50 (ms)", None, ""),
     ("w3_metric_p50", "W3 search metric p50 (ms)", None, ""),
@@ -1049,7 +1060,11 @@ def markdown(columns: list[Figures], machine: dict[str, Any], plan: Plan) -> str
         "Produced by `bench/server_bench.py`: the registry benchmark's workloads over HTTP "
         "against `modelreg server` child processes on 127.0.0.1, next to the same workloads "
         "in-process. PASS/FAIL is judged on the HTTP columns; the issue's targets are for one "
-        "worker (its MLflow column is `mlflow server` with one worker, on this machine).",
+        "worker (its MLflow column is `mlflow server` with one worker, on this machine). "
+        "Throughput rows give the server's CPU time per request as well: on a shared 2-core "
+        "machine the requests/s depend on what else runs, the CPU per request much less "
+        "(1000 / it is what one fully used core would serve). The load average at a "
+        "column's start counts this bench's own processes too.",
         "",
         f"{m['date']} · git {m['git_commit']} ({m.get('registry_code', '?')}) · "
         f"{m['nproc']} CPUs ({m['cpu']}) · Python {m['python']} · load average "
