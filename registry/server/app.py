@@ -82,8 +82,13 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     api.state.config = config
     for target in ROUTERS:
         module, attribute = target.split(":")
-        api.include_router(getattr(importlib.import_module(module), attribute), prefix=API)
+        api.include_router(
+            getattr(importlib.import_module(module), attribute),
+            prefix=API,
+            responses=errors.OPENAPI_RESPONSES,
+        )
     _handlers(api)
+    _document_auth(api)
     return BodyLimit(IdempotentWrites(api, root), config.max_body_bytes)
 
 
@@ -119,6 +124,55 @@ def _handlers(api: FastAPI) -> None:
         return JSONResponse(
             errors.body("internal", f"internal error ({type(exc).__name__})"), status_code=500
         )
+
+
+def _document_auth(api: FastAPI) -> None:
+    """Declare the bearer token and the two request headers every client may send in the
+    published schema (they are read by dependencies and middleware, which FastAPI does
+    not see)."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from `modelreg token create` (MODELREG_TOKEN).",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if path.endswith("/health"):
+                    continue
+                operation["security"] = [{"bearer": []}]
+                if method in ("post", "put", "patch", "delete"):
+                    operation.setdefault("parameters", []).extend(_WRITE_HEADERS)
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+_WRITE_HEADERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        "description": "A retry with the same key (same token, same request) gets the "
+        "first reply instead of a second change.",
+    },
+    {
+        "name": "X-Modelreg-Origin",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 4096},
+        "description": "The flow run behind the change (an Origin as JSON), kept in the "
+        "event's details.",
+    },
+]
 
 
 def _validation_message(exc: RequestValidationError) -> str:

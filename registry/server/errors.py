@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydantic import BaseModel
+
 from registry.errors import (
     ArtifactError,
     Conflict,
@@ -82,3 +84,30 @@ def of_registry_error(exc: RegistryError) -> tuple[int, dict[str, Any]]:
 
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())[:4000]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    reasons: list[str] | None = None
+
+
+class ErrorReply(BaseModel):
+    """Every error reply's shape."""
+
+    error: ErrorDetail
+
+
+OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorReply, "description": description}
+    for status, description in (
+        (400, "invalid input"),
+        (401, "no valid token"),
+        (403, "the token's role or scope does not allow it"),
+        (404, "not found"),
+        (409, "conflict: a stale generation, an illegal transition, a name taken"),
+        (413, "the request body is over the server's limit"),
+        (422, "a release gate refused (with reasons), or the request does not match the schema"),
+        (503, "the registry database is unavailable: retry"),
+    )
+}
