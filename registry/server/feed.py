@@ -187,6 +187,9 @@ class Feed:
                 log.warning("event feed: cannot read the log (retry in %.1fs): %s", delay, exc)
             except RuntimeError:  # the event loop closed under us: the server is gone
                 return
+            except Exception:  # a bug must not end the feed for every subscriber
+                delay = min(max(delay * 2, 0.2), MAX_BACKOFF_S)
+                log.exception("event feed: unexpected error (retry in %.1fs)", delay)
             self._kick.wait(delay)
             self._kick.clear()
 
@@ -200,7 +203,11 @@ class Feed:
                 # so this is a log that lost events (restored from a backup): skip on.
                 log.warning("event feed: no events in (%d, %d]", since, newest)
                 return entries, newest
-            entries.extend(Entry.of(event) for event in batch)
+            for event in batch:
+                try:
+                    entries.append(Entry.of(event))
+                except ValueError:  # cannot be sent as JSON: skip it, not the feed
+                    log.exception("event feed: event %d cannot be serialised", event.seq)
             since = batch[-1].seq
         return entries, since
 
