@@ -31,7 +31,13 @@ def connect(
     if target.startswith(("http://", "https://")):
         from registry.store.http import HttpStore
 
-        return HttpStore(target, token=settings.token, actor_hint=settings.actor, origin=origin)
+        return HttpStore(
+            target,
+            token=settings.token,
+            actor_hint=settings.actor,
+            origin=origin,
+            write_budget_s=settings.write_retry_s,
+        )
     raise InvalidInput(
         f"unsupported registry URL {target!r}: use sqlite:///…, postgresql://… or http(s)://…"
     )

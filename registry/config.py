@@ -58,6 +58,9 @@ class Settings(BaseModel):
     region_roots: tuple[tuple[str, str], ...] = ()
     # The bearer token for an http:// registry (MODELREG_TOKEN); never shown in a repr.
     token: str | None = Field(default=None, repr=False)
+    # How long a write to a registry server is retried through an outage before it
+    # fails (a registration then goes to the outbox): MODELREG_WRITE_RETRY_S.
+    write_retry_s: float = Field(default=30.0, ge=0, le=3600)
 
     def __init__(self, **data: Any) -> None:
         from pydantic import ValidationError
@@ -152,6 +155,10 @@ class Settings(BaseModel):
             "actor": env.get("MODELREG_USER") or _default_actor(),
             "token": env.get("MODELREG_TOKEN") or None,
         }
+        if env.get("MODELREG_WRITE_RETRY_S"):
+            values["write_retry_s"] = _seconds(
+                "MODELREG_WRITE_RETRY_S", env["MODELREG_WRITE_RETRY_S"]
+            )
         if env.get("MODELREG_REGIONS"):
             values["regions"] = tuple(
                 r.strip() for r in env["MODELREG_REGIONS"].split(",") if r.strip()
@@ -210,6 +217,13 @@ def local_prefect(home: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number of seconds, not {text!r}") from None
 
 
 def _parse_roots(text: str) -> dict[str, str]:
