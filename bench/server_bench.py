@@ -207,9 +207,12 @@ def cpu_s(pids: list[int]) -> float:
 class Server:
     """``modelreg server`` as a child process on a free port of 127.0.0.1."""
 
-    def __init__(self, db_url: str, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, db_url: str, workers: int, log_path: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.db_url = db_url
         self.workers = workers
+        self.args = args
         self.log_path = log_path
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -231,6 +234,7 @@ class Server:
             str(self.port),
             "--workers",
             str(self.workers),
+            *self.args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
         with self.log_path.open("ab") as out:
