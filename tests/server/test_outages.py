@@ -108,12 +108,13 @@ def test_cli_and_pipeline_registrations_queue_while_the_server_is_down_and_drain
     )
     assert first.key == f"retrain:{MODEL}:{_run_inputs(settings, 'run-1')[0].model.sha256}"
     served.server.kill()
+    settings = settings.model_copy(update={"write_retry_s": 3.0})
 
     with ThreadPoolExecutor(1) as pool:
-        # Both wait out the write budget (30 s) at the same time.
+        # Both wait out a short write budget (MODELREG_WRITE_RETRY_S) at the same time.
         cli = subprocess.Popen(
             [str(MODELREG), *user.register_args(MODEL)],
-            env=user.process_env(),
+            env={**user.process_env(), "MODELREG_WRITE_RETRY_S": "3"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
