@@ -129,11 +129,10 @@ def task_times(flow_run_id: Any) -> dict[str, float]:
 
 def bare_run(home: Path) -> dict[str, Any]:
     """The same work without Prefect: each task's function, in the flow's order."""
-    from registry import gates
+    from registry.config import Settings
     from tasks.data import load_data, validate_data
     from tasks.registration import register, upload
-    from tasks.release import canary, health, replicate, stage
-    from tasks.settings import RunSettings
+    from tasks.release import canary, health, promote, replicate, stage
     from tasks.training import evaluate, train
 
     use_home(home)
@@ -146,8 +145,8 @@ def bare_run(home: Path) -> dict[str, Any]:
         return result
 
     started = time.perf_counter()
-    settings = RunSettings.from_env()
-    dataset = timed("load-data", load_data.fn, settings, AS_OF, rows=ROWS, seed=0)
+    settings = Settings.from_env()
+    dataset = timed("load-data", load_data.fn, settings, AS_OF, ROWS, 0)
     validation = timed("validate-data", validate_data.fn, dataset)
     trained = timed("train", train.fn, settings, dataset, {}, 0)
     evaluation = timed("evaluate", evaluate.fn, settings, MODEL, dataset, trained)
@@ -155,12 +154,14 @@ def bare_run(home: Path) -> dict[str, Any]:
     registered = timed(
         "register", register.fn, settings, MODEL, uploaded, trained, dataset, evaluation, None
     )
-    version = registered["version"]
-    timed("stage", stage.fn, settings, MODEL, version, evaluation, validation)
+    version = registered.version
+    timed(
+        "stage", stage.fn, settings, MODEL, version, evaluation, validation.model_dump(mode="json")
+    )
 
     def region_chain(region: str) -> None:
-        replica = timed("replicate", replicate.fn, settings, MODEL, version, region)
-        timed("health", health.fn, settings, MODEL, version, region, replica)
+        timed("replicate", replicate.fn, settings, MODEL, version, region)
+        timed("health", health.fn, settings, MODEL, version, region)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(settings.regions)) as pool:
@@ -169,11 +170,7 @@ def bare_run(home: Path) -> dict[str, Any]:
     timed("canary", canary.fn, settings, MODEL, version, seed=0)
 
     def promote_bare() -> None:
-        store = settings.connect()
-        try:
-            gates.promote(store, MODEL, version, regions=settings.regions)
-        finally:
-            store.close()
+        promote.fn(settings, MODEL, version)
 
     timed("promote", promote_bare)
     return {"wall": time.perf_counter() - started, "steps": steps, "regions_wall": regions_wall}
