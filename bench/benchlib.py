@@ -81,3 +81,20 @@ def verdict(row: dict[str, Any]) -> str:
     if row["target"] is None:
         return ""
     return {True: "PASS", False: "FAIL", None: "TODO"}[row["pass"]]
+
+
+def fmt(value: Any) -> str:
+    """A table cell: thousands separators, three significant digits below 100."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "never"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import Report, Target, log, percentile, verdict
+from benchlib import Report, Target, fmt, log, percentile, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -427,20 +427,6 @@ def machine_info() -> dict[str, Any]:
         "uncommitted_under_registry": len(status.splitlines()),
         "loadavg_at_start": loadavg(),
     }
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if math.isinf(value):
-            return "never"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return str(value)
 
 
 def print_table(report: Report) -> None:
