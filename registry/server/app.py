@@ -4,7 +4,9 @@ Several server processes (``--workers N``, or several machines) can share one
 PostgreSQL database: every request reads and writes through it, and nothing a
 request needs lives only in one process's memory. Each request is authenticated
 (``deps.principal``) and served through ``GuardedStore``, the same rules for every
-route; ``errors`` maps every failure to one JSON shape.
+route; ``errors`` maps every failure to one JSON shape. The one thing a process keeps
+between requests is a cache of what the database said (``reads``), which its feed
+follower keeps current and which every write through it updates before its reply.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from registry.errors import RegistryError
 from registry.server import errors
 from registry.server.idempotency import IdempotentWrites
 from registry.server.limits import BodyLimit
+from registry.server.reads import FastReads, ReadCache, WriteMarks
 from registry.store.sql import SqlStore
 
 log = logging.getLogger("registry.server")
@@ -51,7 +54,8 @@ SERVICES: tuple[str, ...] = (
 
 
 def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
-    """The ASGI app (FastAPI wrapped in the body limit and the idempotency layer)."""
+    """The ASGI app: FastAPI inside the write marks, the idempotency layer, the body
+    limit and, outermost, the resolves answered from memory (``reads``)."""
     import importlib
 
     root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR)
@@ -80,6 +84,7 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     )
     api.state.store = root
     api.state.config = config
+    api.state.reads = ReadCache()
     for target in ROUTERS:
         module, attribute = target.split(":")
         api.include_router(
@@ -89,7 +94,8 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
         )
     _handlers(api)
     _document_auth(api)
-    return BodyLimit(IdempotentWrites(api, root), config.max_body_bytes)
+    marked = WriteMarks(api, api.state.reads)
+    return FastReads(BodyLimit(IdempotentWrites(marked, root), config.max_body_bytes), api.state)
 
 
 def app_from_env() -> Any:

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -13,10 +14,12 @@ from registry.auth import Principal, parse_bearer
 from registry.errors import InvalidInput
 from registry.guard import GuardedStore
 from registry.models import Origin
+from registry.server.reads import ReadCache
 from registry.server.routes.params import storable
 from registry.store.sql import SqlStore
 
 ORIGIN_HEADER = "x-modelreg-origin"
+READS = frozenset({"GET", "HEAD"})
 MAX_ORIGIN = 4096
 
 
@@ -25,10 +28,27 @@ def root_store(request: Request) -> SqlStore:
     return store
 
 
-def principal(request: Request) -> Principal:
-    """The caller, verified: ``Unauthenticated`` (401) without a valid, unrevoked token."""
-    secret = parse_bearer(request.headers.get("authorization"))
-    return Principal.of(root_store(request).authenticate(secret))
+async def principal(request: Request) -> Principal:
+    """The caller, verified: ``Unauthenticated`` (401) without a valid, unrevoked token.
+
+    A read from a token this process verified before is not looked up again (the read
+    cache forgets tokens when one is revoked); a write is always checked in the database.
+    """
+    header = request.headers.get("authorization")
+    reads: ReadCache = request.app.state.reads
+    if header is not None and request.method in READS:
+        known = reads.token(header)
+        if known is not None:
+            return known
+    tick = reads.token_clock()
+    who = await run_in_threadpool(_authenticate, root_store(request), header)
+    if header is not None:
+        reads.remember_token(header, who, tick)
+    return who
+
+
+def _authenticate(store: SqlStore, header: str | None) -> Principal:
+    return Principal.of(store.authenticate(parse_bearer(header)))
 
 
 async def door(request: Request, who: Annotated[Principal, Depends(principal)]) -> GuardedStore:

@@ -13,6 +13,12 @@ The ring and what subscribers read belong to the event loop's thread; the follow
 only reads the database and schedules ``_publish`` on the loop, so neither takes a
 lock. Each event is serialised once, by the follower, for every subscriber.
 
+The follower also keeps this process's read cache (``registry.server.reads``) honest:
+each event it publishes forgets its model there, a change in the number of revoked
+tokens (polled with the sequence number, in one read) forgets every remembered token,
+and ``current()`` says whether it has read the log recently enough for the cache to
+answer at all.
+
 On SIGTERM or SIGINT the feed tells its subscribers first (then uvicorn's own
 handler runs): event streams end cleanly instead of holding the server's graceful
 shutdown open until it cancels them.
@@ -26,6 +32,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -34,6 +41,7 @@ from typing import Any
 from registry.config import ServerConfig
 from registry.errors import RegistryError
 from registry.models import Event
+from registry.server.reads import ReadCache
 from registry.store.base import RegistryStore
 
 log = logging.getLogger("registry.server.feed")
@@ -41,6 +49,7 @@ log = logging.getLogger("registry.server.feed")
 MEMORY = 10_000  # events the ring keeps (it trims to this once it holds twice as many)
 PAGE = 1000  # events read from the database per query
 MAX_BACKOFF_S = 5.0
+STALE_S = 1.0  # a follower that has not read the log for this long is not current
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +85,12 @@ class Feed:
         poll_s: float,
         listen_url: str | None = None,
         memory: int = MEMORY,
+        cache: ReadCache | None = None,
+        stale_s: float = STALE_S,
     ) -> None:
+        self.cache = cache
+        self.stale_s = max(stale_s, 4 * poll_s)
+        self.polled_at = float("-inf")  # monotonic time of the last good poll
         self.latest = 0  # the newest sequence number in the ring (or primed at)
         self.floor: int | None = None  # the ring holds every event after this; None: not yet
         self.closing = False
@@ -134,7 +148,14 @@ class Feed:
             self.floor = self.latest = seq
             self._wake()
 
+    def current(self) -> bool:
+        """Whether the follower has read the log within ``stale_s``: while it has, this
+        process may answer reads from memory (``registry.server.reads``)."""
+        return self.floor is not None and time.monotonic() - self.polled_at < self.stale_s
+
     def _publish(self, entries: list[Entry], newest: int) -> None:
+        if self.cache is not None:
+            self.cache.forget_models({entry.model for entry in entries})
         self._ring.extend(entries)
         if len(self._ring) > 2 * self._memory:  # trimmed in halves: amortised O(1)
             cut = len(self._ring) - self._memory
@@ -171,16 +192,24 @@ class Feed:
 
     def _follow(self) -> None:
         read_to: int | None = None
+        revoked: int | None = None
         delay = self._poll_s
         while not self._stop.is_set():
             try:
-                newest = self._store.latest_seq()
+                newest, revoked_now = self._marks()
+                if revoked is not None and revoked_now != revoked and self.cache is not None:
+                    self.cache.forget_tokens()
+                revoked = revoked_now
                 if read_to is None:
                     read_to = newest
                     self._loop.call_soon_threadsafe(self._prime, newest)
                 elif newest > read_to:
                     entries, read_to = self._read(read_to, newest)
                     self._loop.call_soon_threadsafe(self._publish, entries, read_to)
+                elif newest < read_to and self.cache is not None:  # the log went back
+                    self.cache.forget_everything()
+                    read_to = newest
+                self.polled_at = time.monotonic()
                 delay = self._poll_s
             except (RegistryError, OSError) as exc:
                 delay = min(max(delay * 2, 0.2), MAX_BACKOFF_S)
@@ -193,6 +222,15 @@ class Feed:
             self._kick.wait(delay)
             self._kick.clear()
 
+    def _marks(self) -> tuple[int, int]:
+        """The log's newest sequence number, and the revoked-token count (0 for a store
+        that cannot count them, whose tokens this process then never remembers)."""
+        marks = getattr(self._store, "feed_marks", None)
+        if marks is None:
+            return self._store.latest_seq(), 0
+        newest, revoked = marks()
+        return int(newest), int(revoked)
+
     def _read(self, since: int, newest: int) -> tuple[list[Entry], int]:
         """Every event in ``(since, newest]`` (and any committed since), oldest first."""
         entries: list[Entry] = []
@@ -202,6 +240,8 @@ class Feed:
                 # Sequence numbers are handed out under a lock and commit in order,
                 # so this is a log that lost events (restored from a backup): skip on.
                 log.warning("event feed: no events in (%d, %d]", since, newest)
+                if self.cache is not None:  # what changed is unknown: forget it all
+                    self.cache.forget_everything()
                 return entries, newest
             for event in batch:
                 try:
@@ -241,7 +281,13 @@ def start(app: Any, config: ServerConfig) -> Callable[[], None]:
     """Start this process's feed (``app.state.feed``); the returned callable stops it."""
     loop = asyncio.get_running_loop()
     listen = config.registry_url if config.registry_url.startswith("postgresql") else None
-    feed = Feed(app.state.store, loop, poll_s=config.feed_poll_s, listen_url=listen).start()
+    feed = Feed(
+        app.state.store,
+        loop,
+        poll_s=config.feed_poll_s,
+        listen_url=listen,
+        cache=getattr(app.state, "reads", None),
+    ).start()
     app.state.feed = feed
 
     def closing() -> None:

@@ -15,6 +15,14 @@ fast (one quick retry within ``read_budget_s``) so a command says at once that t
 server is unreachable, naming its URL.
 
 Error replies become the registry's error types in one place, ``error_of``.
+
+Reading your own writes. A server process may answer a resolve from memory, which
+lags the log by up to its follower's poll. Every write's reply names the newest
+sequence number it wrote (``X-Modelreg-Seq``), and the feed and the log name theirs;
+this process remembers the newest it has seen of each server and sends it with every
+resolve (``X-Modelreg-Min-Seq``), so no answer is older than something already seen:
+a resolver that heard of a promotion on the event stream resolves the new version,
+whichever server process answers.
 """
 
 from __future__ import annotations
@@ -77,6 +85,10 @@ READ_BUDGET_S = 1.0  # a read: one quick retry, then the caller hears the server
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
 RETRIED = frozenset({502, 503, 504})
+SEQ_HEADER = "x-modelreg-seq"
+MIN_SEQ_HEADER = "X-Modelreg-Min-Seq"
+# The newest event sequence number this process has seen, per server API base URL.
+_SEEN: dict[str, int] = {}
 # 503s that say the database refused for good (full disk, damaged file): not worth a retry.
 FINAL_503_CODES = frozenset({"storage_error", "artifact_error"})
 
@@ -114,11 +126,12 @@ class HttpStore(RegistryStore):
         self.write_budget_s = write_budget_s
         self.read_budget_s = read_budget_s
         self._actor: str | None = None
+        self._base = _api_base(url)
         headers = {"Accept": "application/json", "User-Agent": "modelreg"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(
-            base_url=_api_base(url),
+            base_url=self._base,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             verify=_tls_context(),
@@ -272,7 +285,9 @@ class HttpStore(RegistryStore):
         return _as(PointerChange, self._write("POST", f"/rollback/{_name(name)}", body))
 
     def resolve(self, name: str, ref: str | int) -> int:
-        return int(self._get(f"/resolve/{_at(name, ref)}")["version"])
+        seen = _SEEN.get(self._base, 0)
+        headers = {MIN_SEQ_HEADER: str(seen)} if seen else None
+        return int(self._get(f"/resolve/{_at(name, ref)}", headers=headers)["version"])
 
     # -- the release contract --------------------------------------------------------------
     def get_policy(self, name: str) -> PolicyRecord:
@@ -363,10 +378,15 @@ class HttpStore(RegistryStore):
         query: dict[str, Any] = {"since": since, "limit": limit}
         if model is not None:
             query["model"] = model
-        return _list(Event, self._get("/events", query))
+        events = _list(Event, self._get("/events", query))
+        if events:
+            self._saw(events[-1].seq)
+        return events
 
     def latest_seq(self) -> int:
-        return int(self._get("/events/latest")["seq"])
+        seq = int(self._get("/events/latest")["seq"])
+        self._saw(seq)
+        return seq
 
     def history(self, name: str) -> list[Event]:
         return _list(Event, self._get(f"/history/{_name(name)}"))
@@ -512,8 +532,19 @@ class HttpStore(RegistryStore):
         return int(self._write("POST", f"/webhooks/{int(webhook_id)}/replay", body)["queued"])
 
     # -- the wire ------------------------------------------------------------------------
-    def _get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
-        return self._reply(self._send("GET", path, query=query, budget=self.read_budget_s))
+    def _saw(self, seq: int) -> None:
+        if seq > _SEEN.get(self._base, 0):
+            _SEEN[self._base] = seq
+
+    def _get(
+        self,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        response = self._send("GET", path, query=query, budget=self.read_budget_s, headers=headers)
+        return self._reply(response)
 
     def _write(
         self,
@@ -539,10 +570,11 @@ class HttpStore(RegistryStore):
         key: str | None = None,
         budget: float,
         retries: int | None = 1,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """One call, retried (the same key each time) while the server is unreachable,
         for up to ``budget`` seconds and ``retries`` retries (None: only the budget)."""
-        headers = {}
+        headers = dict(headers or {})
         if key is not None:
             headers["Idempotency-Key"] = key
         if self.origin is not None:
@@ -565,6 +597,9 @@ class HttpStore(RegistryStore):
                 cause: Exception = exc
             else:
                 if not _retried(response):
+                    written = response.headers.get(SEQ_HEADER)
+                    if written is not None and written.isdigit():
+                        self._saw(int(written))
                     return response
                 failure, cause = error_of(response, self.url), failure_of(response)
             attempt += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -36,5 +36,7 @@ def list_tokens(store: Door) -> Response:
 
 
 @router.delete("/tokens/{name}", response_model=Token, summary="Revoke a token")
-def revoke_token(name: str, store: Door) -> Response:
-    return reply(store.revoke_token(name))
+def revoke_token(name: str, store: Door, request: Request) -> Response:
+    revoked = store.revoke_token(name)
+    request.app.state.reads.forget_tokens()  # here at once; other processes at their next poll
+    return reply(revoked)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
@@ -19,6 +19,7 @@ from registry.guard import GuardedStore
 from registry.models import PointerChange, Stage, check_model_name
 from registry.release.lock import promotion_lock
 from registry.server.deps import Door, reply
+from registry.server.reads import MIN_SEQ_HEADER, ReadCache, resolved_body
 from registry.server.routes.params import (
     Body,
     Count,
@@ -133,11 +134,30 @@ def rollback(name: str, body: Rollback, store: Door) -> Response:
     return reply(change)
 
 
+MinSeq = Annotated[
+    int | None,
+    Header(
+        alias=MIN_SEQ_HEADER,
+        ge=0,
+        le=2**62,
+        description="The newest event sequence number the client has seen (a write's "
+        "`X-Modelreg-Seq`, the feed): a server process that has not read the log that "
+        "far answers from the database, so the answer is never older than that event.",
+    ),
+]
+
+
 @router.get(
     "/resolve/{name:path}@{ref}",
     response_model=Resolved,
     summary="The version a ref (number, stage, latest or alias) points at",
 )
-def resolve(name: str, ref: str, store: Door) -> Response:
+def resolve(name: str, ref: str, store: Door, request: Request, min_seq: MinSeq = None) -> Response:
+    """Answered from this process's memory when it can (``registry.server.reads``); here
+    from the database, remembered for next time."""
     check_model_name(name)  # the store checks it only after a miss, and a NUL must not reach SQL
-    return reply({"name": name, "version": store.resolve(name, ref_of(ref))})
+    reads: ReadCache = request.app.state.reads
+    tick = reads.clock()
+    body = resolved_body(name, store.resolve(name, ref_of(ref)))
+    reads.remember_resolve(name, ref, body, tick)
+    return Response(body, media_type="application/json")

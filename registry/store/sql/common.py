@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -100,6 +101,11 @@ def bump_generation(conn: Connection, model: LockedModel, expected: int | None) 
     return new
 
 
+# The events appended in this context, (seq, model), when someone asks: the server sets
+# a list per write request (``registry.server.reads.WriteMarks``) to learn what changed.
+APPENDED: ContextVar[list[tuple[int, str]] | None] = ContextVar("modelreg_appended", default=None)
+
+
 def append_event(
     conn: Connection,
     model: LockedModel,
@@ -142,6 +148,9 @@ def append_event(
         else details.model_dump(mode="json", exclude_defaults=True),
     }
     execute(conn, _INSERT_EVENT, values)
+    appended = APPENDED.get()
+    if appended is not None:
+        appended.append((seq, model.name))
     if conn.dialect.name == "postgresql":
         conn.execute(_NOTIFY, {"payload": str(seq)})
     values["model"] = values.pop("model_name")

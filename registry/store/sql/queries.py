@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, func, select
 
 from registry.errors import InvalidInput
 from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
@@ -21,12 +21,17 @@ from registry.store.sql.schema import (
     models_table,
     versions_table,
 )
+from registry.store.sql.schema_access import tokens_table
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 MAX_EVENTS = 10_000
 # The counter row, not max(seq): one primary-key read. It moves in the transaction
 # that appends the event, so a reader sees it move exactly when the event commits.
 _LATEST_SEQ = select(event_counter_table.c.seq).where(event_counter_table.c.id == 1)
+_FEED_MARKS = select(
+    _LATEST_SEQ.scalar_subquery(),
+    select(func.count(tokens_table.c.revoked_at)).scalar_subquery(),
+)
 
 
 class QueriesMixin:
@@ -46,6 +51,13 @@ class QueriesMixin:
     def latest_seq(self) -> int:
         with self.db.read() as conn:
             return int(conn.execute(_LATEST_SEQ).scalar() or 0)
+
+    def feed_marks(self) -> tuple[int, int]:
+        """The newest sequence number and the number of revoked tokens, in one read: what
+        a server's feed follower polls (the second tells it to forget cached tokens)."""
+        with self.db.read() as conn:
+            row = conn.execute(_FEED_MARKS).one()
+        return int(row[0] or 0), int(row[1] or 0)
 
     def history(self, name: str) -> list[Event]:
         check_model_name(name)
