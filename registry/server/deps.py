@@ -19,7 +19,6 @@ from registry.server.routes.params import storable
 from registry.store.sql import SqlStore
 
 ORIGIN_HEADER = "x-modelreg-origin"
-READS = frozenset({"GET", "HEAD"})
 MAX_ORIGIN = 4096
 
 
@@ -31,12 +30,14 @@ def root_store(request: Request) -> SqlStore:
 async def principal(request: Request) -> Principal:
     """The caller, verified: ``Unauthenticated`` (401) without a valid, unrevoked token.
 
-    A read from a token this process verified before is not looked up again (the read
-    cache forgets tokens when one is revoked); a write is always checked in the database.
+    A token this process verified before is not looked up again: the read cache forgets
+    every token when one is revoked (here at once, elsewhere at the feed's next poll),
+    and every write transaction re-checks its token inside itself (``door``), so a
+    revoked token changes nothing from the moment its revocation commits.
     """
     header = request.headers.get("authorization")
     reads: ReadCache = request.app.state.reads
-    if header is not None and request.method in READS:
+    if header is not None:
         known = reads.token(header)
         if known is not None:
             return known
@@ -58,7 +59,7 @@ async def door(request: Request, who: Annotated[Principal, Depends(principal)]) 
     ``async`` because it does no I/O (a view of the root store, a parsed header): FastAPI
     would otherwise send it to the thread pool, a hand-off that costs more than the work.
     """
-    inner = root_store(request).acting_as(who.name, origin=_origin(request))
+    inner = root_store(request).acting_as(who.name, origin=_origin(request), token=who.name)
     return GuardedStore(inner, who)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.auth import Role, Scope, Token, check_token_name, new_secret, secret_hash
@@ -29,6 +30,32 @@ REPLY_TTL = timedelta(hours=24)  # a retry comes within minutes; a day is genero
 # Built once: every server request authenticates, and a statement built per call costs
 # SQLAlchemy its coercions and cache key each time (about half of this lookup's time).
 _BY_HASH = select(*_TOKEN_COLUMNS).where(tokens_table.c.token_hash == bindparam("token_hash"))
+
+
+_STILL_ACTIVE = select(tokens_table.c.name).where(
+    tokens_table.c.name == bindparam("name"), tokens_table.c.revoked_at.is_(None)
+)
+
+
+class TokenCheckedWrites:
+    """A database whose every write transaction first checks, inside itself, that one
+    token is still unrevoked: a change made for a token that a revocation overtook
+    (the server verified it a moment, or a cache, ago) rolls back as ``Unauthenticated``.
+    Reads pass through untouched."""
+
+    def __init__(self, db: Database, token: str) -> None:
+        self._db = db
+        self._token = token
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self._db.write() as conn:
+            if conn.execute(_STILL_ACTIVE, {"name": self._token}).first() is None:
+                raise Unauthenticated(f"token {self._token!r} was revoked")
+            yield conn
 
 
 def _token(row: Any) -> Token:

@@ -6,7 +6,7 @@ import copy
 
 from registry.models import Origin
 from registry.store.base import RegistryStore
-from registry.store.sql.access import AccessMixin
+from registry.store.sql.access import AccessMixin, TokenCheckedWrites
 from registry.store.sql.app_releases import AppReleasesMixin
 from registry.store.sql.engine import Database
 from registry.store.sql.fleet import FleetMixin
@@ -49,12 +49,18 @@ class SqlStore(
     def close(self) -> None:
         self.db.dispose()
 
-    def acting_as(self, actor: str, origin: Origin | None = None) -> SqlStore:
+    def acting_as(
+        self, actor: str, origin: Origin | None = None, *, token: str | None = None
+    ) -> SqlStore:
         """The same database (and connection pool) acting as someone else: the server
-        makes one per request, for the verified token. Closing it closes nothing."""
+        makes one per request, for the verified token. With ``token`` (its name), every
+        write transaction re-checks in itself that the token is unrevoked, so nothing
+        is changed for a token revoked after it was verified. Closing it closes nothing."""
         view = copy.copy(self)
         view.actor = actor
         view.origin = origin
+        if token is not None:
+            view.db = TokenCheckedWrites(self.db, token)  # type: ignore[assignment]
         view.close = lambda: None  # type: ignore[method-assign]
         return view
 
