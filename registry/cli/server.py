@@ -45,6 +45,15 @@ from registry.cli.state import CliState, pass_state
     show_default=True,
     help="Longest wait between two attempts to deliver a webhook event, in seconds.",
 )
+@click.option(
+    "--feed-poll",
+    "feed_poll_s",
+    type=click.FloatRange(min=0.001, max=10),
+    default=0.05,
+    show_default=True,
+    help="How often each server process reads the event log for its feed and its read "
+    "cache, in seconds (PostgreSQL also wakes it on every change).",
+)
 @pass_state
 def server(
     state: CliState,
@@ -55,6 +64,7 @@ def server(
     max_body_bytes: int,
     no_webhooks: bool,
     webhook_max_backoff_s: float,
+    feed_poll_s: float,
 ) -> None:
     """Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.
 
@@ -81,6 +91,7 @@ def server(
         max_body_bytes=max_body_bytes,
         webhooks=not no_webhooks,
         webhook_max_backoff_s=webhook_max_backoff_s,
+        feed_poll_s=feed_poll_s,
     )
     config.export()
     click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")

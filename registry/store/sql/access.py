@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.auth import Role, Scope, Token, check_token_name, new_secret, secret_hash
 from registry.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from registry.store.sql.common import utcnow
+from registry.store.sql.common import NOTIFY, utcnow
 from registry.store.sql.engine import Database
 from registry.store.sql.schema_access import replies_table, tokens_table
 
@@ -105,6 +105,8 @@ class AccessMixin:
                 .where(tokens_table.c.name == name, tokens_table.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow(), revoked_by=self.actor)
             )
+            if conn.dialect.name == "postgresql":  # wake the servers' followers now
+                conn.execute(NOTIFY, {"payload": "0"})
         return self._token(name)
 
     def authenticate(self, secret: str) -> Token:

@@ -68,7 +68,7 @@ _INSERT_EVENT = insert(events_table)
 # (``registry.store.sql.listen``) hear each event's seq once it is readable. The
 # channel is per database, so the payload is a hint to read the feed, nothing more.
 EVENTS_CHANNEL = "modelreg_events"
-_NOTIFY = select(func.pg_notify(EVENTS_CHANNEL, bindparam("payload")))
+NOTIFY = select(func.pg_notify(EVENTS_CHANNEL, bindparam("payload")))
 _VERSION_ID = select(versions_table.c.id, versions_table.c.stage).where(
     versions_table.c.model_id == bindparam("model_id"),
     versions_table.c.version == bindparam("version"),
@@ -152,7 +152,7 @@ def append_event(
     if appended is not None:
         appended.append((seq, model.name))
     if conn.dialect.name == "postgresql":
-        conn.execute(_NOTIFY, {"payload": str(seq)})
+        conn.execute(NOTIFY, {"payload": str(seq)})
     values["model"] = values.pop("model_name")
     del values["model_id"]
     values["details"] = details or EventDetails()
