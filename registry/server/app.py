@@ -58,7 +58,7 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     limit and, outermost, the resolves answered from memory (``reads``)."""
     import importlib
 
-    root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR)
+    root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR, group_commit=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

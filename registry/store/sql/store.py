@@ -38,8 +38,9 @@ class SqlStore(
         origin: Origin | None = None,
         migrate: bool = True,
         synchronous: str = "full",
+        group_commit: bool = False,
     ) -> None:
-        self.db = Database(url, synchronous=synchronous)
+        self.db = Database(url, synchronous=synchronous, group_commit=group_commit)
         self.actor = actor
         self.origin = origin
         self.url = self.db.url
