@@ -104,6 +104,29 @@ class GuardedStore(RegistryStore):
         self._may(DS, "edit tags or descriptions", name)
         return self.inner.update_version(name, version, tags=tags, description=description)
 
+    def update_model(
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> RegisteredModel:
+        self._may(DS, "edit tags or descriptions", name)
+        return self.inner.update_model(name, tags=tags, description=description)
+
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        self._may(ADMIN, "rename models", name)
+        self._may(ADMIN, "rename models", new_name)
+        return self.inner.rename_model(name, new_name)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._may(ADMIN, "delete versions", name)
+        self.inner.delete_version(name, version)
+
+    def delete_model(self, name: str) -> None:
+        self._may(ADMIN, "delete models", name)
+        self.inner.delete_model(name)
+
     # -- pointers --------------------------------------------------------------------
     def transition(
         self,

@@ -303,6 +303,9 @@ EventKind = Literal[
     "policy",  # a new release policy version (``to_value``)
     "approval",  # a person signed off on a version
     "binding",  # an app release (``subject`` = app@release) bound to a version or pointer
+    "model.renamed",  # ``from_value`` -> ``to_value``
+    "version.deleted",  # a version that never served (``from_value``: its stage then)
+    "model.deleted",  # every version gone; the history stays, under a tombstone name
 ]
 
 

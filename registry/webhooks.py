@@ -42,6 +42,8 @@ EVENT_TYPES = (
     "tags",
     "description",
     "model_created",
+    "model_renamed",
+    "deleted",
 )
 SIGNATURE_VERSION = "v1"
 MAX_URL = 2048
@@ -61,6 +63,9 @@ def event_type(event: Event) -> str:
         "rollback": "rolled_back",
         "alias": "alias_moved",
         "model.created": "model_created",
+        "model.renamed": "model_renamed",
+        "model.deleted": "deleted",
+        "version.deleted": "deleted",
     }.get(event.kind, event.kind)
 
 

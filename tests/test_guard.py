@@ -198,6 +198,15 @@ OPS = [
         needs=frozenset({"outside"}),
     ),
     Op("update_version", DS, lambda s, w: s.update_version(w.fraud, 4, tags={"team": "risk"})),
+    Op("update_model", DS, lambda s, w: s.update_model(w.fraud, tags={"team": "risk"})),
+    Op(
+        "rename_model",
+        ADMIN,
+        lambda s, w: s.rename_model(w.outside, w.new),
+        needs=frozenset({"outside"}),
+    ),
+    Op("delete_version", ADMIN, lambda s, w: s.delete_version(w.fraud, 1)),
+    Op("delete_model", ADMIN, lambda s, w: s.delete_model(w.outside), needs=frozenset({"outside"})),
     # stages
     Op("to_staging", DEP, lambda s, w: s.transition(w.fraud, 4, Stage.STAGING)),
     Op("to_production", DEP, lambda s, w: s.transition(w.fraud, 3, Stage.PRODUCTION)),

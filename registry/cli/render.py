@@ -113,6 +113,14 @@ def _what(event: Event) -> str:
             if new.startswith("follow "):
                 return f"{event.subject} follows {event.model}@{new.removeprefix('follow ')}"
             return f"{event.subject} pinned to {event.model} {new}"
+        case "model.renamed":
+            return f"model renamed: {old} -> {new}"
+        case "version.deleted":
+            return f"version {event.version} deleted (was {old})"
+        case "model.deleted":
+            return "model deleted (its history stays)"
+        case "tags" if event.version is None:
+            return f"model tag {event.subject}: {old} -> {new}"
     target = f"version {event.version} " if event.version is not None else ""
     return f"{target}{event.kind} changed"
 

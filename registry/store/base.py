@@ -105,6 +105,31 @@ class RegistryStore(ABC):
     ) -> ModelVersion:
         """Change the mutable parts of a version (a ``None`` tag value deletes it)."""
 
+    @abstractmethod
+    def update_model(
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> RegisteredModel:
+        """Change a model's tags (a ``None`` value deletes one) or description."""
+
+    @abstractmethod
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model; ``Conflict`` while a version serves (Production, a protected
+        alias, an app release) or if ``new_name`` exists. History follows the model."""
+
+    @abstractmethod
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version that never served; ``Conflict`` for one that serves, carries
+        an alias or is bound, or that was ever in Production. Recorded in history."""
+
+    @abstractmethod
+    def delete_model(self, name: str) -> None:
+        """Delete a model none of whose versions serves or ever served (``Conflict``
+        otherwise); its history stays in the log, and the name is free again."""
+
     # -- pointers -------------------------------------------------------------
     @abstractmethod
     def transition(

@@ -214,6 +214,26 @@ class HttpStore(RegistryStore):
         return _as(ModelVersion, self._write("PATCH", f"/versions/{_at(name, version)}", body))
 
     # -- pointers ------------------------------------------------------------------------
+    def update_model(
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str | None] | None = None,
+        description: str | None = None,
+    ) -> RegisteredModel:
+        body = {"tags": dict(tags) if tags is not None else None, "description": description}
+        return _as(RegisteredModel, self._write("PATCH", f"/models/{_name(name)}", body))
+
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        body = {"new_name": new_name}
+        return _as(RegisteredModel, self._write("POST", f"/rename/{_name(name)}", body))
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._write("DELETE", f"/versions/{_at(name, version)}")
+
+    def delete_model(self, name: str) -> None:
+        self._write("DELETE", f"/models/{_name(name)}")
+
     def transition(
         self,
         name: str,

@@ -72,6 +72,7 @@ HTTP_MODULES = frozenset(
         "test_events",
         "test_lineage",
         "test_fleet",
+        "test_lifecycle",
     }
 )
 # Every store test needs ``store_url`` through ``make_store``; only asking for it by

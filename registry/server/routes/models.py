@@ -45,6 +45,15 @@ class Registration(Body):
     meta: VersionCreate = Field(default_factory=VersionCreate)
 
 
+class ModelUpdate(Body):
+    tags: dict[StoredText, StoredText | None] | None = None
+    description: Annotated[StoredText, StringConstraints(max_length=4096)] | None = None
+
+
+class ModelRename(Body):
+    new_name: StoredText
+
+
 class VersionUpdate(Body):
     tags: dict[StoredText, StoredText | None] | None = None
     description: Annotated[StoredText, StringConstraints(max_length=4096)] | None = None
@@ -66,6 +75,34 @@ def get_model(name: str, store: Door) -> Response:
     return reply(store.get_model(name))
 
 
+@router.patch(
+    "/models/{name:path}",
+    response_model=RegisteredModel,
+    summary="Change a model's tags (null deletes one) or description",
+)
+def update_model(name: str, body: ModelUpdate, store: Door) -> Response:
+    return reply(store.update_model(name, tags=body.tags, description=body.description))
+
+
+@router.delete(
+    "/models/{name:path}",
+    status_code=204,
+    summary="Delete a model none of whose versions ever served (its history stays)",
+)
+def delete_model(name: str, store: Door) -> Response:
+    store.delete_model(name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/rename/{name:path}",
+    response_model=RegisteredModel,
+    summary="Rename a model (refused while a version serves)",
+)
+def rename_model(name: str, body: ModelRename, store: Door) -> Response:
+    return reply(store.rename_model(name, body.new_name))
+
+
 @router.get("/versions/{name:path}@{version}", response_model=ModelVersion, summary="One version")
 def get_version(name: str, version: VersionPath, store: Door) -> Response:
     return reply(store.get_version(name, version))
@@ -79,6 +116,16 @@ def get_version(name: str, version: VersionPath, store: Door) -> Response:
 def update_version(name: str, version: VersionPath, body: VersionUpdate, store: Door) -> Response:
     changed = store.update_version(name, version, tags=body.tags, description=body.description)
     return reply(changed)
+
+
+@router.delete(
+    "/versions/{name:path}@{version}",
+    status_code=204,
+    summary="Delete a version that never served (recorded in history)",
+)
+def delete_version(name: str, version: VersionPath, store: Door) -> Response:
+    store.delete_version(name, version)
+    return Response(status_code=204)
 
 
 @router.get(

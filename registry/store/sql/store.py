@@ -10,6 +10,7 @@ from registry.store.sql.access import AccessMixin, TokenCheckedWrites
 from registry.store.sql.app_releases import AppReleasesMixin
 from registry.store.sql.engine import Database
 from registry.store.sql.fleet import FleetMixin
+from registry.store.sql.lifecycle import LifecycleMixin
 from registry.store.sql.pointers import PointersMixin
 from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
@@ -20,6 +21,7 @@ from registry.store.sql.webhooks import WebhooksMixin
 
 class SqlStore(
     VersionsMixin,
+    LifecycleMixin,
     PointersMixin,
     PoliciesMixin,
     AppReleasesMixin,

@@ -120,7 +120,8 @@ class VersionsMixin:
         return models[0]
 
     def list_models(self) -> list[RegisteredModel]:
-        return self._models(None)
+        # Deleted models keep their history under a tombstone name (``lifecycle``).
+        return self._models(~models_table.c.name.startswith("~"))
 
     def _models(self, where: Any) -> list[RegisteredModel]:
         m, v = models_table, versions_table
