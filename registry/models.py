@@ -256,6 +256,12 @@ class VersionCreate(_Input):
             raise InvalidInput(f"invalid metadata: {validation_message(exc)}") from exc
 
 
+# A version whose bytes the registry could not read, only record (an MLflow ``runs:/``
+# source, say): its ArtifactRef is a small JSON naming the source. Unverified: the
+# release policy keeps it out of Production unless ``allow_unverified``.
+EXTERNAL_FORMAT = "external"
+
+
 class ArtifactRef(_Input):
     """Where a version's bytes live and how to check them."""
 

@@ -90,6 +90,7 @@ class PromotionFacts:
     releases: tuple[ReleaseSkew, ...]
     approvers: tuple[str, ...]  # distinct people, the registrant left out
     policy_version: int
+    unverified: bool = False  # an external reference: the registry never read its bytes
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def promotion(policy: ReleasePolicy, facts: PromotionFacts) -> Decision[Promotio
         reasons.append(
             f"{v} is in {facts.stage.value}: a protected alias takes a Staging or "
             "Production version"
+        )
+    if facts.unverified and not policy.allow_unverified:
+        reasons.append(
+            f"{v} is an unverified external reference (the registry never read its bytes); "
+            "the policy's allow_unverified would let it through"
         )
     if Gate.REPLICAS in policy.required:
         missing = [r.replica_problem() for r in facts.regions if not r.verified]

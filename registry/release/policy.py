@@ -173,6 +173,10 @@ class ReleasePolicy(_Frozen):
     protected_aliases: tuple[str, ...] = ("production", "champion")
     canary: CanaryParams = CanaryParams()
     approvals: ApprovalRule = ApprovalRule()
+    # A version whose bytes the registry never read (an MLflow source it could only
+    # record, ``format: external``) is kept out of Production and protected aliases
+    # unless this says otherwise.
+    allow_unverified: bool = False
 
     @field_validator("required", mode="before")
     @classmethod
@@ -246,7 +250,7 @@ class ReleasePolicy(_Frozen):
             "protected_aliases": list(self.protected_aliases),
             "canary": self.canary.model_dump(),
             "approvals": self.approvals.model_dump(),
-        }
+        } | ({"allow_unverified": True} if self.allow_unverified else {})
 
     @classmethod
     def parse(cls, data: Any, *, source: str = "policy") -> ReleasePolicy:

@@ -8,13 +8,21 @@ with a reason is the recorded break-glass.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 
 import pytest
 from release_facts import make_releasable, replicate_everywhere
 
 from registry.errors import Conflict, GateRefused, InvalidInput, RegistryError
-from registry.models import PointerChange, RegisteredModel, Stage
+from registry.models import (
+    EXTERNAL_FORMAT,
+    ArtifactRef,
+    PointerChange,
+    RegisteredModel,
+    Stage,
+    VersionCreate,
+)
 from registry.release.policy import ReleasePolicy
 from registry.release_models import ReplicaState
 from registry.store.sql import SqlStore
@@ -378,3 +386,44 @@ def test_evidence_a_gate_cannot_read_is_a_registry_error(
 
     with contextlib.suppress(RegistryError):  # refused or rejected in the registry's terms
         store.transition("fraud", 1, stage)
+
+
+# ---------------------------------------------------------------- unverified versions
+
+
+def _external(store: SqlStore) -> None:
+    """fraud v1: an external reference (the registry never read the bytes), in Staging."""
+    reference = b'{"external":"runs:/abc123/model"}'
+    digest = hashlib.sha256(reference).hexdigest()
+    ref = ArtifactRef(
+        uri=f"file:///a/{digest}", sha256=digest, size=len(reference), format=EXTERNAL_FORMAT
+    )
+    store.register("fraud", ref, VersionCreate())
+    store.transition("fraud", 1, Stage.STAGING)
+
+
+@doors
+def test_an_unverified_version_is_refused_even_by_a_policy_that_requires_no_gate(
+    store: SqlStore, door: Door
+) -> None:
+    _external(store)
+    store.set_policy("fraud", ReleasePolicy(required=()), reason="no gates")
+    before = snapshot(store)
+    refused = _refusal(store, door, reason="ship it")
+    assert len(refused.reasons) == 1
+    assert "v1 is an unverified external reference" in refused.reasons[0]
+    assert store.get_model("fraud").production is None
+    after = snapshot(store)
+    assert [e.kind for e in after.events[len(before.events) :]] == ["refused"]
+
+
+@doors
+def test_a_policy_that_allows_unverified_versions_lets_one_through(
+    store: SqlStore, door: Door
+) -> None:
+    _external(store)
+    policy = ReleasePolicy(required=(), allow_unverified=True)
+    assert ReleasePolicy.parse(policy.to_document()) == policy
+    store.set_policy("fraud", policy, reason="we trust the tracking server")
+    door(store, reason="ship it")
+    assert store.get_model("fraud").production == 1

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from registry.errors import GateRefused, InvalidInput
 from registry.models import (
+    EXTERNAL_FORMAT,
     EventDetails,
     Origin,
     Signature,
@@ -59,7 +60,13 @@ _LATEST_POLICY = (
     .limit(1)
 )
 CANDIDATE = select(
-    _v.c.stage, _v.c.sha256, _v.c.size, _v.c.created_by, _v.c.signature, _v.c.metrics
+    _v.c.stage,
+    _v.c.sha256,
+    _v.c.size,
+    _v.c.format,
+    _v.c.created_by,
+    _v.c.signature,
+    _v.c.metrics,
 ).where(_v.c.id == bindparam("vid"))
 PRODUCTION_ROW = select(_v.c.id, _v.c.version, _v.c.metrics).where(
     _v.c.model_id == bindparam("model_id"), _v.c.stage == Stage.PRODUCTION.value
@@ -189,6 +196,7 @@ def promotion_facts(
         releases=releases,
         approvers=tuple(dict.fromkeys(approvers)),
         policy_version=policy_version,
+        unverified=candidate.format == EXTERNAL_FORMAT,
     )
 
 
