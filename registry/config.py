@@ -179,6 +179,14 @@ class ServerConfig(BaseModel):
     feed_poll_s: float = Field(default=0.05, gt=0, le=10)
     webhooks: bool = True  # run the webhook dispatcher in this server
     webhook_max_backoff_s: float = Field(default=300.0, gt=0)
+    # The MLflow API: where the bytes of the sources it reads go (a folder or s3://…;
+    # None: MODELREG_ARTIFACTS), and the folders and s3:// prefixes it may read them from.
+    artifact_root: str | None = None
+    source_roots: tuple[str, ...] = ()
+
+    @property
+    def artifacts_at(self) -> str:
+        return self.artifact_root or Settings.from_env().artifact_root
 
     def export(self) -> None:
         """Hand this config to the worker processes uvicorn starts (``--workers N``)."""

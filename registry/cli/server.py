@@ -54,6 +54,21 @@ from registry.cli.state import CliState, pass_state
     help="How often each server process reads the event log for its feed and its read "
     "cache, in seconds (PostgreSQL also wakes it on every change).",
 )
+@click.option(
+    "--artifacts",
+    "artifact_root",
+    metavar="URL",
+    help="Where the MLflow API stores the bytes of the sources it reads (a folder or "
+    "s3://bucket/prefix; default: $MODELREG_ARTIFACTS).",
+)
+@click.option(
+    "--source-root",
+    "source_roots",
+    metavar="DIR|s3://…",
+    multiple=True,
+    help="A folder or s3:// prefix the MLflow API may read model sources from (repeat it). "
+    "A source outside every root is recorded as an unverified external reference.",
+)
 @pass_state
 def server(
     state: CliState,
@@ -65,6 +80,8 @@ def server(
     no_webhooks: bool,
     webhook_max_backoff_s: float,
     feed_poll_s: float,
+    artifact_root: str | None,
+    source_roots: tuple[str, ...],
 ) -> None:
     """Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.
 
@@ -92,6 +109,8 @@ def server(
         webhooks=not no_webhooks,
         webhook_max_backoff_s=webhook_max_backoff_s,
         feed_poll_s=feed_poll_s,
+        artifact_root=artifact_root,
+        source_roots=tuple(source_roots),
     )
     config.export()
     click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")

@@ -94,6 +94,9 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
         )
     _handlers(api)
     _document_auth(api)
+    from registry.server.mlflow import PREFIX, create_mlflow_app
+
+    api.mount(PREFIX, create_mlflow_app(api.state))
     marked = WriteMarks(api, api.state.reads)
     return FastReads(BodyLimit(IdempotentWrites(marked, root), config.max_body_bytes), api.state)
 

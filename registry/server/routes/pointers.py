@@ -36,7 +36,7 @@ LOCK_WAIT_S = 30.0
 
 
 @contextmanager
-def _one_at_a_time(store: GuardedStore, name: str, *, force: bool) -> Iterator[None]:
+def one_at_a_time(store: GuardedStore, name: str, *, force: bool) -> Iterator[None]:
     """The model's promotion lock, as the pipeline's steps take it against a database:
     clients of a server take none (``promotion_lock`` skips http URLs), so the server
     holds it around each promotion and rollback it makes, for callers allowed to."""
@@ -88,7 +88,7 @@ class Resolved(BaseModel):
 )
 def transition(name: str, version: VersionPath, body: StageMove, store: Door) -> Response:
     production = body.stage is Stage.PRODUCTION
-    serial = _one_at_a_time(store, name, force=body.force) if production else nullcontext()
+    serial = one_at_a_time(store, name, force=body.force) if production else nullcontext()
     with serial:
         change = store.transition(
             name,
@@ -123,7 +123,7 @@ def set_aliases(name: str, body: AliasMoves, store: Door) -> Response:
     summary="Put back the previous Production version (or `to`)",
 )
 def rollback(name: str, body: Rollback, store: Door) -> Response:
-    with _one_at_a_time(store, name, force=body.force):
+    with one_at_a_time(store, name, force=body.force):
         change = store.rollback(
             name,
             to=body.to,
