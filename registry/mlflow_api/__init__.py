@@ -1,0 +1,1 @@
+"""MLflow Model Registry compatibility: the REST API an unmodified MLflow client speaks."""
