@@ -382,6 +382,9 @@ class RegisteredModel(_Output):
     staging: tuple[int, ...] = ()
     aliases: dict[str, int] = Field(default_factory=dict)
     created_at: datetime
+    # Moved by registrations, pointer moves, deletes, renames and the model's own
+    # description; not by edits of a version's tags or description (MLflow's rule).
+    updated_at: datetime | None = None
     last_event: Event | None = None
 
 

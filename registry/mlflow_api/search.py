@@ -433,7 +433,7 @@ def _parse(text: str | None, fields: Mapping[str, tuple[str, ...]], what: str) -
 
 
 def _model_updated(model: RegisteredModel) -> datetime:
-    return model.last_event.at if model.last_event is not None else model.created_at
+    return model.updated_at or model.created_at  # MLflow's rule (see RegisteredModel)
 
 
 _MODEL_KEYS: dict[str, Callable[[RegisteredModel], Any]] = {

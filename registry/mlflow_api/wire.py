@@ -26,7 +26,7 @@ def millis(at: datetime) -> int:
 
 
 def registered_model(model: RegisteredModel, latest: Iterable[ModelVersion] = ()) -> dict[str, Any]:
-    updated = model.last_event.at if model.last_event is not None else model.created_at
+    updated = model.updated_at or model.created_at
     body: dict[str, Any] = {
         "name": model.name,
         "creation_timestamp": millis(model.created_at),

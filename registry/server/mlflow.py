@@ -199,18 +199,21 @@ def get_registered_model(store: Door, name: str = "") -> dict[str, Any]:
 
 @router.post(f"{API}/registered-models/rename")
 def rename_registered_model(body: ModelRename, store: Door) -> dict[str, Any]:
+    _model(store, body.name)
     renamed = store.rename_model(body.name, body.new_name)
     return {"registered_model": wire.registered_model(renamed)}
 
 
 @router.patch(f"{API}/registered-models/update")
 def update_registered_model(body: ModelUpdate, store: Door) -> dict[str, Any]:
+    _model(store, body.name)
     changed = store.update_model(body.name, description=body.description or "")
     return {"registered_model": wire.registered_model(changed)}
 
 
 @router.delete(f"{API}/registered-models/delete")
 def delete_registered_model(body: ModelName, store: Door) -> dict[str, Any]:
+    _model(store, body.name)
     store.delete_model(body.name)
     return {}
 
@@ -234,7 +237,7 @@ def search_registered_models(
         ordered,
         max_results=max_results,
         page_token=page_token,
-        query_key=_query_key("models", filter, order_by),
+        query_key=search.query_key("models", filter, order_by),
         default_max=search.MODELS_MAX_RESULTS_DEFAULT,
         limit=search.MODELS_MAX_RESULTS_LIMIT,
     )
@@ -258,13 +261,15 @@ def latest_versions_get(store: Door, name: str = "", stages: Repeated = None) ->
 
 @router.post(f"{API}/registered-models/set-tag")
 def set_registered_model_tag(body: ModelTag, store: Door) -> dict[str, Any]:
+    _visible_key(body.key)
+    _model(store, body.name)
     store.update_model(body.name, tags={body.key: body.value})
     return {}
 
 
 @router.delete(f"{API}/registered-models/delete-tag")
 def delete_registered_model_tag(body: ModelTagKey, store: Door) -> dict[str, Any]:
-    model = store.get_model(body.name)
+    model = _model(store, body.name)
     if body.key not in model.tags:
         raise NotFound(f"model {body.name!r} has no tag {body.key!r}")
     store.update_model(body.name, tags={body.key: None})
@@ -273,23 +278,25 @@ def delete_registered_model_tag(body: ModelTagKey, store: Door) -> dict[str, Any
 
 @router.post(f"{API}/registered-models/alias")
 def set_alias(body: AliasSet, store: Door) -> dict[str, Any]:
-    store.set_aliases(body.name, {body.alias: _version(body.version)}, reason=REASON)
+    mv = _mv(store, body.name, body.version)
+    store.set_aliases(mv.name, {body.alias: mv.version}, reason=REASON)
     return {}
 
 
 @router.delete(f"{API}/registered-models/alias")
 def delete_alias(body: AliasName, store: Door) -> dict[str, Any]:
+    _model(store, body.name)
     store.set_aliases(body.name, {body.alias: None}, reason=REASON)
     return {}
 
 
 @router.get(f"{API}/registered-models/alias")
 def get_by_alias(store: Door, name: str = "", alias: str = "") -> dict[str, Any]:
-    model = store.get_model(_name(name))
+    model = _model(store, name)
     version = model.aliases.get(alias)
     if version is None:
-        raise NotFound(f"model {name!r} has no alias {alias!r}")
-    return {"model_version": wire.model_version(store.get_version(model.name, version))}
+        raise NotFound(f"Registered model alias {alias} not found.")
+    return {"model_version": wire.model_version(_mv(store, model.name, version))}
 
 
 # ---------------------------------------------------------------- model versions
@@ -297,12 +304,12 @@ def get_by_alias(store: Door, name: str = "", alias: str = "") -> dict[str, Any]
 
 @router.post(f"{API}/model-versions/create")
 def create_model_version(body: VersionCreateBody, store: Door, request: Request) -> dict[str, Any]:
-    store.get_model(_name(body.name))  # MLflow: the registered model must exist first
+    _model(store, body.name)  # MLflow: the registered model must exist first
     tags = _tags(body.tags)
     tags[wire.SOURCE_TAG] = body.source
     if body.run_link:
         tags[wire.RUN_LINK_TAG] = body.run_link
-    artifact = _ingest(request, body.source)
+    artifact = _ingest(request, store, body.source)
     meta = VersionCreate.parse(
         {"tags": tags, "run_id": body.run_id or None, "description": body.description}
     )
@@ -312,20 +319,20 @@ def create_model_version(body: VersionCreateBody, store: Door, request: Request)
 
 @router.get(f"{API}/model-versions/get")
 def get_model_version(store: Door, name: str = "", version: str = "") -> dict[str, Any]:
-    return {"model_version": wire.model_version(store.get_version(_name(name), _version(version)))}
+    return {"model_version": wire.model_version(_mv(store, name, version))}
 
 
 @router.patch(f"{API}/model-versions/update")
 def update_model_version(body: VersionUpdateBody, store: Door) -> dict[str, Any]:
-    changed = store.update_version(
-        body.name, _version(body.version), description=body.description or ""
-    )
+    mv = _mv(store, body.name, body.version)
+    changed = store.update_version(mv.name, mv.version, description=body.description or "")
     return {"model_version": wire.model_version(changed)}
 
 
 @router.delete(f"{API}/model-versions/delete")
 def delete_model_version(body: VersionRef, store: Door) -> dict[str, Any]:
-    store.delete_version(body.name, _version(body.version))
+    mv = _mv(store, body.name, body.version)
+    store.delete_version(mv.name, mv.version)
     return {}
 
 
@@ -349,7 +356,7 @@ def search_model_versions(
         ordered,
         max_results=max_results,
         page_token=page_token,
-        query_key=_query_key("versions", filter, order_by),
+        query_key=search.query_key("versions", filter, order_by),
         default_max=search.VERSIONS_MAX_RESULTS_DEFAULT,
         limit=search.VERSIONS_MAX_RESULTS_LIMIT,
     )
@@ -361,12 +368,19 @@ def search_model_versions(
 
 @router.post(f"{API}/model-versions/transition-stage")
 def transition_stage(body: StageTransition, store: Door) -> dict[str, Any]:
-    name, version = _name(body.name), _version(body.version)
+    mv = _mv(store, body.name, body.version)
+    name, version = mv.name, mv.version
     stage = Stage.parse(body.stage)
     if stage is Stage.PRODUCTION:
         # modelreg keeps one Production version: the previous one is archived in the
         # same transaction, whatever ``archive_existing_versions`` says.
         with one_at_a_time(store, name, force=False):
+            policy = store.get_policy(name).policy
+            if mv.stage is Stage.NONE and not policy.required and not policy.approvals.required:
+                # A policy that requires no gate behaves as MLflow: straight to
+                # Production, as the two recorded moves modelreg makes (the staging
+                # rules still apply on the way).
+                store.transition(name, version, Stage.STAGING, reason=REASON)
             store.transition(name, version, stage, reason=REASON)
     else:
         store.transition(name, version, stage, reason=REASON)
@@ -381,7 +395,7 @@ def transition_stage(body: StageTransition, store: Door) -> dict[str, Any]:
 def get_download_uri(
     store: Door, request: Request, name: str = "", version: str = ""
 ) -> dict[str, Any]:
-    mv = store.get_version(_name(name), _version(version))
+    mv = _mv(store, name, version)
     if mv.artifact.format == EXTERNAL_FORMAT:
         return {"artifact_uri": wire.source_of(mv)}
     base = str(request.base_url).rstrip("/")
@@ -391,14 +405,15 @@ def get_download_uri(
 @router.post(f"{API}/model-versions/set-tag")
 def set_model_version_tag(body: VersionTag, store: Door) -> dict[str, Any]:
     _visible_key(body.key)
-    store.update_version(body.name, _version(body.version), tags={body.key: body.value})
+    mv = _mv(store, body.name, body.version)
+    store.update_version(mv.name, mv.version, tags={body.key: body.value})
     return {}
 
 
 @router.delete(f"{API}/model-versions/delete-tag")
 def delete_model_version_tag(body: VersionTagKey, store: Door) -> dict[str, Any]:
     _visible_key(body.key)
-    mv = store.get_version(body.name, _version(body.version))
+    mv = _mv(store, body.name, body.version)
     if body.key not in mv.tags:
         raise NotFound(f"version {mv.version} of {mv.name!r} has no tag {body.key!r}")
     store.update_version(body.name, mv.version, tags={body.key: None})
@@ -517,6 +532,23 @@ def _name(name: str) -> str:
     return check_model_name(name)
 
 
+def _model(store: Door, name: str) -> Any:
+    """The model, or MLflow's own not-found message."""
+    try:
+        return store.get_model(_name(name))
+    except NotFound as exc:
+        raise NotFound(f"Registered Model with name={name} not found") from exc
+
+
+def _mv(store: Door, name: str, version: str | int) -> ModelVersion:
+    """The version, or MLflow's own not-found message."""
+    number = _version(version)
+    try:
+        return store.get_version(_name(name), number)
+    except NotFound as exc:
+        raise NotFound(f"Model Version (name={name}, version={number}) not found") from exc
+
+
 def _version(value: str | int) -> int:
     text = str(value).strip()
     if (
@@ -525,7 +557,7 @@ def _version(value: str | int) -> int:
         or len(text) > 10
         or not 1 <= int(text) <= INT32_MAX
     ):
-        raise InvalidInput(f"invalid version {value!r}: expected a whole number >= 1")
+        raise InvalidInput(f"Parameter 'version' must be an integer, got '{value}'")
     return int(text)
 
 
@@ -550,7 +582,7 @@ def _maybe_model(store: Door, name: str) -> list[Any]:
 
 
 def _model_with_latest(store: Door, name: str, model: Any = None) -> dict[str, Any]:
-    model = model or store.get_model(_name(name))
+    model = model or _model(store, name)
     versions = store.list_versions(model.name, limit=1_000_000)
     return wire.registered_model(model, wire.latest_per_stage(versions))
 
@@ -558,21 +590,23 @@ def _model_with_latest(store: Door, name: str, model: Any = None) -> dict[str, A
 def _latest(store: Door, name: str, stages: list[str]) -> dict[str, Any]:
     for stage in stages:
         Stage.parse(stage)  # InvalidInput names the stages there are
-    versions = store.list_versions(_name(name), limit=1_000_000)
+    model = _model(store, name)
+    versions = store.list_versions(model.name, limit=1_000_000)
     return {
         "model_versions": [wire.model_version(v) for v in wire.latest_per_stage(versions, stages)]
     }
 
 
-def _query_key(kind: str, filter_text: str | None, order_by: list[str] | None) -> str:
-    return "\0".join([kind, filter_text or "", *(order_by or [])])
-
-
-def _ingest(request: Request, source: str) -> ArtifactRef:
-    """The source as a bundle in this server's artifact store, or, when the server
-    cannot read it, an external reference: the source URI itself, unverified."""
+def _ingest(request: Request, store: Door, source: str) -> ArtifactRef:
+    """What a new version's bytes are: a version of this registry's (``models:/NAME/V``,
+    as ``copy_model_version`` sends it: the same verified bytes), the source read into
+    a bundle in this server's artifact store, or, when the server cannot read it, an
+    external reference: the source URI itself, unverified."""
     from registry.artifacts import bundle
 
+    copied = _registry_source(store, source)
+    if copied is not None:
+        return copied
     config = request.app.state.config
     if config.source_roots:
         read = bundle.ingest_source(_artifacts(request), source, roots=config.source_roots)
@@ -582,6 +616,22 @@ def _ingest(request: Request, source: str) -> ArtifactRef:
     return ArtifactRef(
         uri=source, sha256=hashlib.sha256(text).hexdigest(), size=len(text), format=EXTERNAL_FORMAT
     )
+
+
+def _registry_source(store: Door, source: str) -> ArtifactRef | None:
+    """The artifact of ``models:/NAME/VERSION``, ``models:/NAME/STAGE`` or
+    ``models:/NAME@ALIAS`` when it names a version here; None for any other source."""
+    if not source.startswith("models:/"):
+        return None
+    path = source.removeprefix("models:/").strip("/")
+    name, at, alias = path.partition("@")
+    if not at:
+        name, _, alias = path.rpartition("/")
+    try:
+        version = store.resolve(check_model_name(name), alias)
+        return store.get_version(name, version).artifact
+    except (NotFound, InvalidInput):
+        return None  # not a version of this registry (an MLflow ``models:/m-…``): external
 
 
 def _artifacts(request: Request) -> Any:
@@ -604,7 +654,7 @@ def _artifact_path(store: Door, path: str) -> tuple[ModelVersion, str]:
     number, _, inside = tail.partition("/")
     if not at:
         raise NotFound(f"no artifact {path!r} here: expected {MODELS_ROOT}/NAME@VERSION")
-    mv = store.get_version(_name(name), _version(number))
+    mv = _mv(store, name, number)
     if mv.artifact.format != BUNDLE_FORMAT:
         raise NotFound(f"version {mv.version} of {mv.name!r} has no files here: {mv.artifact.uri}")
     return mv, inside

@@ -52,7 +52,7 @@ def _model(
         )  # fmt: skip
     return RegisteredModel(
         name=name, tags=tags, generation=1, latest_version=1, created_at=_at(created),
-        last_event=event,
+        updated_at=None if updated is None else _at(updated), last_event=event,
     )  # fmt: skip
 
 
@@ -678,7 +678,7 @@ MLFLOW_MODELS = [
     MlflowModel(
         name=m.name,
         creation_timestamp=_ms(m.created_at),
-        last_updated_timestamp=_ms(m.last_event.at if m.last_event else m.created_at),
+        last_updated_timestamp=_ms(m.updated_at or m.created_at),
         tags=[RegisteredModelTag(k, v) for k, v in m.tags.items()],
     )
     for m in MODELS

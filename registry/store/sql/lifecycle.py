@@ -29,6 +29,7 @@ from registry.store.sql.common import (
     LockedModel,
     append_event,
     lock_model,
+    utcnow,
     version_id,
 )
 from registry.store.sql.engine import Database
@@ -77,7 +78,7 @@ class LifecycleMixin:
                 conn.execute(
                     update(models_table)
                     .where(models_table.c.id == model.id)
-                    .values(description=description)
+                    .values(description=description, updated_at=utcnow())
                 )
                 self._event(conn, model, kind="description", to_value=description)
         return self.get_model(name)
@@ -99,7 +100,9 @@ class LifecycleMixin:
             if taken.first() is not None:
                 raise Conflict(f"model {new_name!r} already exists")
             conn.execute(
-                update(models_table).where(models_table.c.id == model.id).values(name=new_name)
+                update(models_table)
+                .where(models_table.c.id == model.id)
+                .values(name=new_name, updated_at=utcnow())
             )
             renamed = LockedModel(model.id, new_name, model.generation)
             self._event(conn, renamed, kind="model.renamed", from_value=name, to_value=new_name)
@@ -114,6 +117,11 @@ class LifecycleMixin:
             if reason is not None:
                 raise Conflict(f"version {version} of {name!r} cannot be deleted: {reason}")
             _delete_versions(conn, [vid])
+            conn.execute(
+                update(models_table)
+                .where(models_table.c.id == model.id)
+                .values(updated_at=utcnow())
+            )
             self._event(conn, model, kind="version.deleted", version=version, from_value=stage)
 
     def delete_model(self, name: str) -> None:

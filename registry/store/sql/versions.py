@@ -178,6 +178,7 @@ class VersionsMixin:
                 staging=tuple(sorted(pointers[r.id]["staging"])),
                 aliases=dict(sorted(pointers[r.id]["aliases"].items())),
                 created_at=r.created_at,
+                updated_at=r.updated_at,
                 last_event=last.get(r.name),
             )
             for r in rows
