@@ -1,7 +1,9 @@
 """The artifact store interface: content-addressed bytes, verified on the way out.
 
 Also owns the content key, the only key shape a store accepts. Hashing and the
-verified write to a local disk live in ``registry.artifacts.files``.
+verified write to a local disk live in ``registry.artifacts.files``. A reference
+whose format is ``BUNDLE_FORMAT`` names a bundle (a manifest of files, see
+``registry.artifacts.bundle``): ``verify`` and ``copy_from`` handle it whole.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from registry.models import ArtifactRef
 
 # Re-exported: modules import these from here.
 __all__ = [
+    "BUNDLE_FORMAT",
     "CHUNK",
     "ArtifactStore",
     "Readable",
@@ -34,6 +37,10 @@ __all__ = [
     "stream_digest",
     "write_verified",
 ]
+
+# The format of a bundle's reference (its manifest). Here rather than in bundle.py so
+# that verify and copy_from can tell a bundle without importing it at start-up.
+BUNDLE_FORMAT = "bundle"
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^sha256/([0-9a-f]{2})/([0-9a-f]{64})$")
@@ -119,7 +126,16 @@ class ArtifactStore(ABC):
             return write_verified(stream, ref, Path(dest), self.uri_for(ref.sha256))
 
     def verify(self, ref: ArtifactRef) -> None:
-        """Re-read the stored bytes and check size and sha256 against ``ref``."""
+        """Re-read the stored bytes and check size and sha256 against ``ref``.
+
+        For a bundle (``ref.format == BUNDLE_FORMAT``): its manifest, then every file
+        the manifest lists.
+        """
+        if ref.format == BUNDLE_FORMAT:
+            from registry.artifacts.bundle import verify_bundle
+
+            verify_bundle(self, ref)
+            return
         with self.open_stored(ref.sha256) as stream:
             sha256, size = stream_digest(stream)
         check_digest(ref, sha256, size, self.uri_for(ref.sha256))
@@ -136,7 +152,16 @@ class ArtifactStore(ABC):
 
         On ``ChecksumMismatch`` no corrupt bytes stay under the key: a copy that landed
         and then failed its read-back (a server-side copy of a corrupt source) is deleted.
+
+        A bundle (``ref.format == BUNDLE_FORMAT``) is copied file by file, each through
+        this same verified path, and its manifest last: a manifest present in a store
+        always has all its files there, and a bundle with a tampered or missing file
+        leaves no manifest behind.
         """
+        if ref.format == BUNDLE_FORMAT:
+            from registry.artifacts.bundle import copy_bundle
+
+            return copy_bundle(self, source, ref)
         placed = ref.model_copy(update={"uri": self.uri_for(ref.sha256)})
         if self.exists(ref.sha256) and _verifies(self, placed):
             return placed
