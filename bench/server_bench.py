@@ -15,7 +15,8 @@ in-process (``registry_bench``'s own functions on a ``SqlStore``) beside them:
               versions/s with several client processes        target >= 470/s
     W2        ``GET /resolve/NAME@production``: p50/p99 of one client
                                                 target p50 <= 1.2 ms, p99 <= 10 ms;
-              resolves/s with several client processes      target >= 2,000/s
+              resolves/s with several client processes      target >= 2,000/s;
+              the MLflow API's ``get_model_version_by_alias`` beside it (p50, /s)
     W3        ``GET /search?filter=`` (the registry bench's three filters): p50/p95
     W4        ungated promote/rollback flips (``PUT /stage``, ``POST /rollback``); alias
               flips (``PATCH /aliases``)                       target alias p50 <= 6 ms
@@ -765,6 +766,25 @@ def w2_rows(
     figs.report.details["w2_http_store"] = via
     figs.add("w2_store_p50", "W2", "resolve through HttpStore p50", via["p50"], "ms")
     figs.add(None, "W2", "resolve through HttpStore p99", via["p99"], "ms")
+    w2_mlflow_rows(figs, server, token, setup, plan)
+
+
+def w2_mlflow_rows(figs: Figures, server: Server, token: str, setup: SqlStore, plan: Plan) -> None:
+    """The MLflow API's resolve: ``get_model_version_by_alias`` (``GET
+    /api/2.0/mlflow/registered-models/alias``), as the MLflow client sends it, beside the
+    native one. It answers the whole model version, so it reads the database each time."""
+    setup.set_aliases(MODEL, {ALIAS: 1}, reason="bench")
+    url = (
+        f"{server.url}/api/2.0/mlflow/registered-models/alias"
+        f"?name={quote(MODEL, safe='')}&alias={ALIAS}"
+    )
+    with api_client(server.url, token) as http:
+        lat = latency(get_ok(http, url), plan.resolves)
+    figs.report.details["w2_mlflow"] = lat
+    figs.add("w2_mlflow_p50", "W2", "MLflow get_model_version_by_alias p50", lat["p50"], "ms")
+    figs.add(None, "W2", "MLflow get_model_version_by_alias p99", lat["p99"], "ms")
+    load = run_load(server, token, Load("get", plan.load_s, (url,)), plan.clients)
+    add_load_rows(figs, "w2_mlflow", "W2", "MLflow alias resolve", load, "resolves/s")
 
 
 def w4_setup(store: Any, plan: Plan) -> int:
@@ -1035,6 +1055,8 @@ SUMMARY: tuple[tuple[str, str, Target | None, str], ...] = (
     ("w2_cpu", "  server CPU during it (cores)", None, ""),
     ("w2_cpu_ms", "  server CPU per resolve (ms)", None, ""),
     ("w2_store_p50", "W2 resolve via HttpStore p50 (ms)", None, ""),
+    ("w2_mlflow_p50", "W2 MLflow get_model_version_by_alias p50 (ms)", None, ""),
+    ("w2_mlflow_rate", "W2 MLflow alias resolves, client procs (/s)", None, ""),
     ("w3_tag_p50", "W3 search tag p50 (ms)", None, ""),
     ("w3_metric_p50", "W3 search metric p50 (ms)", None, ""),
     ("w3_combined_p50", "W3 search combined p50 (ms)", None, ""),

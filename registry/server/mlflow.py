@@ -292,11 +292,14 @@ def delete_alias(body: AliasName, store: Door) -> dict[str, Any]:
 
 @router.get(f"{API}/registered-models/alias")
 def get_by_alias(store: Door, name: str = "", alias: str = "") -> dict[str, Any]:
-    model = _model(store, name)
-    version = model.aliases.get(alias)
-    if version is None:
-        raise NotFound(f"Registered model alias {alias} not found.")
-    return {"model_version": wire.model_version(_mv(store, model.name, version))}
+    if alias.lower() in ("production", "staging", "latest") or not alias or alias.isdigit():
+        raise InvalidInput(f"invalid alias {alias!r}: a stage, number or 'latest' is not one")
+    try:
+        version = store.resolve(_name(name), alias)  # one indexed read, not the model's page
+    except NotFound:
+        _model(store, name)  # MLflow's message when the model itself is missing
+        raise NotFound(f"Registered model alias {alias} not found.") from None
+    return {"model_version": wire.model_version(_mv(store, name, version))}
 
 
 # ---------------------------------------------------------------- model versions
