@@ -183,6 +183,7 @@ class ServerConfig(BaseModel):
     # None: MODELREG_ARTIFACTS), and the folders and s3:// prefixes it may read them from.
     artifact_root: str | None = None
     source_roots: tuple[str, ...] = ()
+    mlflow_tracking_url: str | None = None  # resolves runs:/ and models:/m- sources
 
     @property
     def artifacts_at(self) -> str:

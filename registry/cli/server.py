@@ -69,6 +69,13 @@ from registry.cli.state import CliState, pass_state
     help="A folder or s3:// prefix the MLflow API may read model sources from (repeat it). "
     "A source outside every root is recorded as an unverified external reference.",
 )
+@click.option(
+    "--mlflow-tracking",
+    "mlflow_tracking_url",
+    metavar="URL",
+    help="An MLflow tracking server: runs:/ and models:/m- sources are read through it "
+    "(its own token, if it needs one, in $MLFLOW_TRACKING_TOKEN of this process).",
+)
 @pass_state
 def server(
     state: CliState,
@@ -82,6 +89,7 @@ def server(
     feed_poll_s: float,
     artifact_root: str | None,
     source_roots: tuple[str, ...],
+    mlflow_tracking_url: str | None,
 ) -> None:
     """Serve the registry over HTTP: REST API, tokens and roles, event feed, webhooks.
 
@@ -111,6 +119,7 @@ def server(
         feed_poll_s=feed_poll_s,
         artifact_root=artifact_root,
         source_roots=tuple(source_roots),
+        mlflow_tracking_url=mlflow_tracking_url,
     )
     config.export()
     click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")

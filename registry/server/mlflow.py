@@ -611,6 +611,14 @@ def _ingest(request: Request, store: Door, source: str) -> ArtifactRef:
     if copied is not None:
         return copied
     config = request.app.state.config
+    if config.mlflow_tracking_url and source.startswith(("runs:/", "models:/m-")):
+        from registry.mlflow_api.tracking import read_tracked
+
+        tracked = read_tracked(
+            _artifacts(request), config.mlflow_tracking_url, source, roots=config.source_roots
+        )
+        if tracked is not None:
+            return tracked
     if config.source_roots:
         read = bundle.ingest_source(_artifacts(request), source, roots=config.source_roots)
         if read is not None:
