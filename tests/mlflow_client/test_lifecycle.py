@@ -74,6 +74,22 @@ def test_version_tags_set_and_delete(
     ]
 
 
+def test_deleting_a_tag_that_is_not_there_changes_nothing_as_in_mlflow(
+    mlflow_env: MlflowServer, client: MlflowClient, saved_model: SavedModel, name: str
+) -> None:
+    """MLflow's server answers a delete of a missing tag with success and no change;
+    scripts that remove a tag "if present" rely on it."""
+    register(client, name, saved_model)
+    before = mlflow_env.history(name)
+
+    client.delete_registered_model_tag(name, "never-set")
+    client.delete_model_version_tag(name, "1", "never-set")
+
+    assert client.get_registered_model(name).tags == {}
+    assert client.get_model_version(name, "1").tags == {}
+    assert mlflow_env.history(name) == before
+
+
 def test_the_registry_s_own_tag_keys_are_refused(
     mlflow_env: MlflowServer, client: MlflowClient, saved_model: SavedModel, name: str
 ) -> None:

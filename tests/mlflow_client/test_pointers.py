@@ -70,6 +70,18 @@ def test_alias_set_get_move_and_delete(
     ]
 
 
+def test_deleting_an_alias_that_is_not_there_changes_nothing_as_in_mlflow(
+    mlflow_env: MlflowServer, client: MlflowClient, saved_model: SavedModel, name: str
+) -> None:
+    register(client, name, saved_model)
+    before = mlflow_env.history(name)
+
+    client.delete_registered_model_alias(name, "candidate")  # MLflow: success, no change
+
+    assert client.get_registered_model(name).aliases == {}
+    assert mlflow_env.history(name) == before
+
+
 def test_a_protected_alias_is_refused_until_the_gates_pass(
     mlflow_env: MlflowServer, client: MlflowClient, saved_model: SavedModel, name: str
 ) -> None:
