@@ -158,7 +158,8 @@ def promotion(policy: ReleasePolicy, facts: PromotionFacts) -> Decision[Promotio
     if facts.target == PRODUCTION:
         if facts.stage is not Stage.STAGING:
             reasons.append(f"{v} is in {facts.stage.value}, not Staging")
-    elif facts.stage not in (Stage.STAGING, Stage.PRODUCTION):
+    elif facts.stage not in (Stage.STAGING, Stage.PRODUCTION) and _gated(policy):
+        # A policy that requires no gate lets protected aliases move as MLflow's do.
         reasons.append(
             f"{v} is in {facts.stage.value}: a protected alias takes a Staging or "
             "Production version"
@@ -194,6 +195,10 @@ def promotion(policy: ReleasePolicy, facts: PromotionFacts) -> Decision[Promotio
                 f"({facts.registrant}); has {len(facts.approvers)} ({have})"
             )
     return Decision.of(reasons, facts)
+
+
+def _gated(policy: ReleasePolicy) -> bool:
+    return bool(policy.required) or policy.approvals.required > 0
 
 
 def _canary_problems(facts: PromotionFacts) -> list[str]:

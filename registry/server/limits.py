@@ -27,6 +27,9 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request body is over this server's limit of {limit} bytes")
 
 
+MLFLOW_PREFIX = "/api/2.0/"
+
+
 class BodyLimit:
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -37,8 +40,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
+        mlflow = scope.get("path", "").startswith(MLFLOW_PREFIX)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(send, self.max_bytes)
+            await _refuse(send, self.max_bytes, mlflow=mlflow)
             return
         seen = 0
 
@@ -54,7 +58,7 @@ class BodyLimit:
         try:
             await self.app(scope, counted, send)
         except _TooLarge:  # read outside the FastAPI app (the idempotency layer)
-            await _refuse(send, self.max_bytes)
+            await _refuse(send, self.max_bytes, mlflow=mlflow)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -67,10 +71,15 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Any, limit: int) -> None:
-    payload = json.dumps(
-        body("too_large", f"the request body is over this server's limit of {limit} bytes")
-    ).encode()
+async def _refuse(send: Any, limit: int, *, mlflow: bool = False) -> None:
+    message = f"the request body is over this server's limit of {limit} bytes"
+    # The MLflow API answers in MLflow's error shape, whoever refuses the request.
+    shaped = (
+        {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": message}
+        if mlflow
+        else body("too_large", message)
+    )
+    payload = json.dumps(shaped).encode()
     await send(
         {
             "type": "http.response.start",

@@ -200,6 +200,8 @@ def get_registered_model(store: Door, name: str = "") -> dict[str, Any]:
 @router.post(f"{API}/registered-models/rename")
 def rename_registered_model(body: ModelRename, store: Door) -> dict[str, Any]:
     _model(store, body.name)
+    if _maybe_model(store, body.new_name):
+        raise _Exists(f"Registered Model (name={body.new_name}) already exists.")
     renamed = store.rename_model(body.name, body.new_name)
     return {"registered_model": wire.registered_model(renamed)}
 
@@ -270,9 +272,8 @@ def set_registered_model_tag(body: ModelTag, store: Door) -> dict[str, Any]:
 @router.delete(f"{API}/registered-models/delete-tag")
 def delete_registered_model_tag(body: ModelTagKey, store: Door) -> dict[str, Any]:
     model = _model(store, body.name)
-    if body.key not in model.tags:
-        raise NotFound(f"model {body.name!r} has no tag {body.key!r}")
-    store.update_model(body.name, tags={body.key: None})
+    if body.key in model.tags:  # an absent tag: nothing to do, as in MLflow
+        store.update_model(body.name, tags={body.key: None})
     return {}
 
 
@@ -285,7 +286,8 @@ def set_alias(body: AliasSet, store: Door) -> dict[str, Any]:
 
 @router.delete(f"{API}/registered-models/alias")
 def delete_alias(body: AliasName, store: Door) -> dict[str, Any]:
-    _model(store, body.name)
+    if body.alias not in _model(store, body.name).aliases:
+        return {}  # nothing to delete: as in MLflow, not an error
     store.set_aliases(body.name, {body.alias: None}, reason=REASON)
     return {}
 
@@ -417,9 +419,8 @@ def set_model_version_tag(body: VersionTag, store: Door) -> dict[str, Any]:
 def delete_model_version_tag(body: VersionTagKey, store: Door) -> dict[str, Any]:
     _visible_key(body.key)
     mv = _mv(store, body.name, body.version)
-    if body.key not in mv.tags:
-        raise NotFound(f"version {mv.version} of {mv.name!r} has no tag {body.key!r}")
-    store.update_version(body.name, mv.version, tags={body.key: None})
+    if body.key in mv.tags:  # an absent tag: nothing to do, as in MLflow
+        store.update_version(body.name, mv.version, tags={body.key: None})
     return {}
 
 
@@ -491,6 +492,8 @@ def _handlers(app: FastAPI) -> None:
             return _error(404, "ENDPOINT_NOT_FOUND", "no such MLflow endpoint here")
         if exc.status_code == 405:
             return _error(405, "ENDPOINT_NOT_FOUND", "this endpoint takes another method")
+        if exc.status_code == 413:
+            return _error(413, "REQUEST_LIMIT_EXCEEDED", str(exc.detail))
         return _error(exc.status_code, "BAD_REQUEST", str(exc.detail))
 
     @app.exception_handler(Exception)

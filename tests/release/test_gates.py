@@ -322,7 +322,9 @@ def test_production_takes_only_a_staging_version(stage: Stage) -> None:
 
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
 def test_a_protected_alias_takes_a_staging_or_production_version(stage: Stage) -> None:
-    decision = gates.promotion(_requiring(), _with(target="champion", stage=stage)(GOOD))
+    decision = gates.promotion(
+        _requiring(Gate.REPLICAS), _with(target="champion", stage=stage)(GOOD)
+    )
 
     if stage in (Stage.STAGING, Stage.PRODUCTION):
         assert decision.ok
@@ -330,6 +332,15 @@ def test_a_protected_alias_takes_a_staging_or_production_version(stage: Stage) -
         assert decision.reasons == (
             f"v5 is in {stage.value}: a protected alias takes a Staging or Production version",
         )
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_a_policy_requiring_no_gate_lets_a_protected_alias_take_any_version(stage: Stage) -> None:
+    """As MLflow's aliases do: the migration path for teams that adopt the gates later."""
+    assert gates.promotion(_requiring(), _with(target="champion", stage=stage)(GOOD)).ok
+    assert not gates.promotion(
+        _requiring(approvals=1), _with(target="champion", stage=stage, approvers=())(GOOD)
+    ).ok
 
 
 # ---------------------------------------------------------------- promotion as a property
