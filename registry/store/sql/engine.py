@@ -297,7 +297,8 @@ class GroupCommit:
     durable, and if that commit fails every writer in it gets the error (none of them
     changed anything). Writers see each other's changes in the order they ran, as
     they would in separate transactions. A write inside a write (one thread) is a
-    nested SAVEPOINT of the same group.
+    nested SAVEPOINT of the same group. The group's first writer runs without a
+    savepoint: when it fails, the transaction holds nothing else and is rolled back.
     """
 
     MAX_GROUP = 32
@@ -326,14 +327,22 @@ class GroupCommit:
             self._waiting -= 1
         try:
             conn, group = self._join()
+            # The group's first writer needs no savepoint: if it fails, nothing else is
+            # in the transaction yet, and all of it is rolled back.
+            first = group.members == 1
             failure: BaseException | None = None
             self._mine.conn = conn
             try:
-                with conn.begin_nested():
+                if first:
                     yield conn
+                else:
+                    with conn.begin_nested():
+                        yield conn
             except BaseException as exc:
                 failure = exc
-                if not conn.in_transaction():  # the error ended the whole transaction
+                if first:
+                    self._discard(group, exc)
+                elif not conn.in_transaction():  # the error ended the whole transaction
                     self._abandon(group, exc)
             finally:
                 self._mine.conn = None
@@ -372,6 +381,24 @@ class GroupCommit:
         finally:
             assert conn is not None
             conn.close()
+            group.done.set()
+
+    def _discard(self, group: _Group, exc: BaseException) -> None:
+        """The first writer failed: roll the transaction back (only its own work is in
+        it) and start the next writer on a new one."""
+        conn, transaction = self._conn, self._transaction
+        self._conn = self._transaction = self._group = None
+        group.error = exc
+        try:
+            if transaction is not None and transaction.is_active:
+                transaction.rollback()
+        except Exception:  # the connection is broken: the pool gets rid of it
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+        finally:
+            if conn is not None:
+                conn.close()
             group.done.set()
 
     def _abandon(self, group: _Group, exc: BaseException) -> None:

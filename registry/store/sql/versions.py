@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
@@ -189,6 +190,9 @@ class VersionsMixin:
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         check_model_name(name)
         meta = VersionCreate.parse(meta)
+        # Everything but the ids and the time is built before the write lock: writers
+        # queue on it. The time is taken under it, so event times follow their seqs.
+        rows = _VersionRows.of(artifact, meta, self.actor)
         with self.db.write() as conn:
             if meta.idempotency_key is not None:
                 existing = self._replayed(conn, name, artifact, meta.idempotency_key)
@@ -196,7 +200,7 @@ class VersionsMixin:
                     return load_versions(conn, [existing])[0]
             model, number = self._allocate_version(conn, name)
             now = utcnow()
-            self._insert_version(conn, model, number, artifact, meta, now)
+            self._insert_version(conn, model, number, rows, now)
             append_event(
                 conn,
                 model,
@@ -258,63 +262,16 @@ class VersionsMixin:
         return LockedModel(model_id, name, generation), last_version
 
     def _insert_version(
-        self,
-        conn: Connection,
-        model: LockedModel,
-        number: int,
-        artifact: ArtifactRef,
-        meta: VersionCreate,
-        now: Any,
+        self, conn: Connection, model: LockedModel, number: int, rows: _VersionRows, now: Any
     ) -> int:
-        lineage = meta.lineage
-        code = lineage.code
-        row_id: int = execute(
-            conn,
-            _INSERT_VERSION,
-            {
-                "model_id": model.id,
-                "version": number,
-                "stage": Stage.NONE.value,
-                "artifact_uri": artifact.uri,
-                "sha256": artifact.sha256,
-                "size": artifact.size,
-                "format": artifact.format,
-                "signature": meta.signature.model_dump(mode="json") if meta.signature else None,
-                "metrics": meta.metrics,
-                "params": meta.params,
-                "tags": meta.tags,
-                "lineage": lineage.model_dump(mode="json", exclude_none=True),
-                "environment": meta.environment.model_dump(mode="json", exclude_none=True),
-                "run_id": meta.run_id,
-                "idempotency_key": meta.idempotency_key,
-                "description": meta.description,
-                "feature_pipeline": lineage.feature_pipeline,
-                "code_commit": code.commit.lower() if code and code.commit else None,
-                "rolled_back": False,
-                "created_by": self.actor,
-                "created_at": now,
-            },
-        )[0][0]
-        attributes = _attribute_rows(row_id, meta)
-        if attributes:
-            execute(conn, _INSERT_ATTRIBUTES, attributes)
-        if lineage.datasets:
+        values = {**rows.version, "model_id": model.id, "version": number, "created_at": now}
+        row_id: int = execute(conn, _INSERT_VERSION, values)[0][0]
+        if rows.attributes:
             execute(
-                conn,
-                _INSERT_DATASETS,
-                [
-                    {
-                        "version_id": row_id,
-                        "name": d.name,
-                        "version": d.version,
-                        "fingerprint": d.fingerprint,
-                        "rows": d.rows,
-                        "date_start": d.date_range[0] if d.date_range else None,
-                        "date_end": d.date_range[1] if d.date_range else None,
-                    }
-                    for d in lineage.datasets
-                ],
+                conn, _INSERT_ATTRIBUTES, [{**a, "version_id": row_id} for a in rows.attributes]
             )
+        if rows.datasets:
+            execute(conn, _INSERT_DATASETS, [{**d, "version_id": row_id} for d in rows.datasets])
         return row_id
 
     # ------------------------------------------------------------ reads
@@ -427,16 +384,56 @@ class VersionsMixin:
             )
 
 
-def _attribute_rows(version_row_id: int, meta: VersionCreate) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [
-        {
-            "version_id": version_row_id,
-            "kind": "metric",
-            "key": k,
-            "text": None,
-            "num": float(v),
+@dataclass(frozen=True, slots=True)
+class _VersionRows:
+    """A registration's rows, all but their ids (the model's, the version's number and
+    row id), so the work of building them happens outside the write lock."""
+
+    version: dict[str, Any]
+    attributes: list[dict[str, Any]]
+    datasets: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, artifact: ArtifactRef, meta: VersionCreate, actor: str) -> _VersionRows:
+        lineage = meta.lineage
+        code = lineage.code
+        version = {
+            "stage": Stage.NONE.value,
+            "artifact_uri": artifact.uri,
+            "sha256": artifact.sha256,
+            "size": artifact.size,
+            "format": artifact.format,
+            "signature": meta.signature.model_dump(mode="json") if meta.signature else None,
+            "metrics": meta.metrics,
+            "params": meta.params,
+            "tags": meta.tags,
+            "lineage": lineage.model_dump(mode="json", exclude_none=True),
+            "environment": meta.environment.model_dump(mode="json", exclude_none=True),
+            "run_id": meta.run_id,
+            "idempotency_key": meta.idempotency_key,
+            "description": meta.description,
+            "feature_pipeline": lineage.feature_pipeline,
+            "code_commit": code.commit.lower() if code and code.commit else None,
+            "rolled_back": False,
+            "created_by": actor,
         }
-        for k, v in meta.metrics.items()
+        datasets = [
+            {
+                "name": d.name,
+                "version": d.version,
+                "fingerprint": d.fingerprint,
+                "rows": d.rows,
+                "date_start": d.date_range[0] if d.date_range else None,
+                "date_end": d.date_range[1] if d.date_range else None,
+            }
+            for d in lineage.datasets
+        ]
+        return cls(version, _attribute_rows(meta), datasets)
+
+
+def _attribute_rows(meta: VersionCreate) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"kind": "metric", "key": k, "text": None, "num": float(v)} for k, v in meta.metrics.items()
     ]
     for key, value in meta.params.items():
         number = (
@@ -447,17 +444,6 @@ def _attribute_rows(version_row_id: int, meta: VersionCreate) -> list[dict[str, 
             if value is None
             else (str(value).lower() if isinstance(value, bool) else str(value))
         )
-        rows.append(
-            {
-                "version_id": version_row_id,
-                "kind": "param",
-                "key": key,
-                "text": text,
-                "num": number,
-            }
-        )
-    rows.extend(
-        {"version_id": version_row_id, "kind": "tag", "key": k, "text": v, "num": None}
-        for k, v in meta.tags.items()
-    )
+        rows.append({"kind": "param", "key": key, "text": text, "num": number})
+    rows.extend({"kind": "tag", "key": k, "text": v, "num": None} for k, v in meta.tags.items())
     return rows
