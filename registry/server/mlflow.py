@@ -39,6 +39,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
+    ChecksumMismatch,
     Conflict,
     Forbidden,
     GateRefused,
@@ -519,6 +520,10 @@ def _code_of(exc: RegistryError) -> tuple[int, str]:
         return 400, "INVALID_STATE"
     if isinstance(exc, InvalidInput):
         return 400, "INVALID_PARAMETER_VALUE"
+    if isinstance(exc, ChecksumMismatch):
+        # Stored bytes that fail verification stay failed: a 5xx would have the client
+        # retry for minutes, so it hears at once that the registry will not serve them.
+        return 409, "INVALID_STATE"
     if isinstance(exc, RegistryUnavailable):
         return 503, "TEMPORARILY_UNAVAILABLE"
     return 503, "TEMPORARILY_UNAVAILABLE"  # storage and artifact errors: the server's side

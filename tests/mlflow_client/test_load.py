@@ -117,7 +117,8 @@ def test_a_tampered_stored_file_is_never_served(
         f"{mlflow_env.url}/api/2.0/mlflow-artifacts/artifacts/models/{name}@1/marker.txt",
         headers={"Authorization": f"Bearer {mlflow_env.admin}"},
     )
-    assert answer.status_code != 200
+    assert answer.status_code == 409  # a 4xx: the client must not retry it for minutes
+    assert answer.json()["error_code"] == "INVALID_STATE"
     assert b"ALONE" not in answer.content
     with pytest.raises(MlflowException):
         mlflow.artifacts.download_artifacts(
