@@ -94,6 +94,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.tokens:token",
         "Bearer tokens for the registry server: create, list, revoke.",
     ),
+    "backup": (
+        "registry.cli.backup:backup",
+        "Snapshot all registry metadata to a file while writers keep writing; verify one.",
+    ),
+    "restore": (
+        "registry.cli.backup:restore",
+        "Restore a backup into an empty registry (SQLite or PostgreSQL).",
+    ),
     "webhook": (
         "registry.cli.webhooks:webhook",
         "Webhooks: signed deliveries of registry events to an HTTP receiver.",
