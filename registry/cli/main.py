@@ -96,11 +96,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backup": (
         "registry.cli.backup:backup",
-        "Snapshot all registry metadata to a file while writers keep writing; verify one.",
+        "Snapshot all registry metadata to a file, while writers keep writing.",
     ),
     "restore": (
         "registry.cli.backup:restore",
-        "Restore a backup into an empty registry (SQLite or PostgreSQL).",
+        "Restore a backup into an empty registry (either backend); refuses a non-empty one.",
     ),
     "webhook": (
         "registry.cli.webhooks:webhook",
