@@ -39,8 +39,9 @@ from typing import IO, Any
 
 from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from registry.errors import Conflict, InvalidInput
+from registry.errors import Conflict, InvalidInput, RegistryError
 from registry.store.sql import SqlStore
 from registry.store.sql.engine import SCHEMA_HEAD, Database, make_engine
 from registry.store.sql.schema import event_counter_table, metadata
@@ -136,7 +137,14 @@ def restore(path: Path, url: str) -> BackupInfo:
                         continue
                     if table is event_counter_table:
                         conn.execute(delete(table))
-                    _load(conn, table, _lines(path, archive, table.name))
+                    try:
+                        _load(conn, table, _lines(path, archive, table.name))
+                    except InvalidInput as exc:
+                        raise InvalidInput(f"backup {path}: {exc}") from exc
+                    except (RegistryError, SQLAlchemyError) as exc:  # a row the database refused
+                        raise InvalidInput(
+                            f"backup {path}: table {table.name} does not load: {exc}"
+                        ) from exc
                 if db.dialect == "postgresql":
                     _move_sequences(conn)
     finally:
@@ -233,8 +241,14 @@ class _Archive:
         self.path = path
         try:
             self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by _open
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise InvalidInput(
+                f"backup {path} is not readable (corrupt or truncated): {exc}"
+            ) from exc
+        try:
             self.members = {m.name: m for m in self.tar.getmembers()}
         except (tarfile.TarError, EOFError, OSError) as exc:
+            self.tar.close()
             raise InvalidInput(
                 f"backup {path} is not readable (corrupt or truncated): {exc}"
             ) from exc
@@ -330,17 +344,51 @@ def _require_empty(conn: Any, url: str) -> None:
 
 def _load(conn: Any, table: Table, lines: Iterator[bytes]) -> None:
     batch: list[dict[str, Any]] = []
-    columns = {c.name for c in table.columns}
-    for line in lines:
-        row = {k: _untag(v) for k, v in json.loads(line).items()}
-        if set(row) != columns:
-            raise InvalidInput(f"backup row of {table.name} has other columns than the table")
+    kinds = _column_kinds(table)
+    for number, line in enumerate(lines, 1):
+        try:
+            row = {k: _untag(v) for k, v in json.loads(line).items()}
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"row {number} of {table.name} is not readable: {exc}") from exc
+        if set(row) != set(kinds):
+            raise InvalidInput(f"row {number} of {table.name} has other columns than the table")
+        for column, (kind, nullable) in kinds.items():
+            value = row[column]
+            if value is None:
+                if not nullable:
+                    raise InvalidInput(f"row {number} of {table.name}: {column} is null")
+            elif kind is not None and not _is(value, kind):
+                raise InvalidInput(
+                    f"row {number} of {table.name}: {column} is not a {kind.__name__}"
+                )
         batch.append(row)
         if len(batch) == BATCH:
             conn.execute(insert(table), batch)
             batch = []
     if batch:
         conn.execute(insert(table), batch)
+
+
+def _column_kinds(table: Table) -> dict[str, tuple[type | None, bool]]:
+    """Each column's Python type (None: any, as JSON columns take) and nullability."""
+    kinds: dict[str, tuple[type | None, bool]] = {}
+    for column in table.columns:
+        try:
+            kind: type | None = column.type.python_type
+        except NotImplementedError:
+            kind = None
+        if kind in (dict, list):
+            kind = None
+        kinds[column.name] = (kind, bool(column.nullable))
+    return kinds
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool or kind is int:
+        return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def _move_sequences(conn: Any) -> None:
