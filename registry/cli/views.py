@@ -47,16 +47,19 @@ def resolve_ref(store: RegistryStore, name: str, ref: str) -> int:
 
 
 @click.command()
+@click.argument("namespace", required=False, metavar="[NAMESPACE/]")
 @json_option
 @pass_state
-def models(state: CliState) -> None:
+def models(state: CliState, namespace: str | None) -> None:
     """What serves in Production now, for every model.
 
     Also each model's staging versions, aliases, generation and last change.
+    With NAMESPACE (``payments/``), only the models in that namespace.
     """
     from registry.cli.render import describe_event, emit_json, print_table, versions_text, when, who
 
-    found = state.store().list_models()
+    prefix = _namespace_prefix(namespace)
+    found = [m for m in state.store().list_models() if m.name.startswith(prefix)]
     if state.json:
         emit_json(found)
         return
@@ -76,8 +79,25 @@ def models(state: CliState) -> None:
             ]
             for m in found
         ),
-        empty="no models yet (modelreg register NAME --artifact FILE --meta META.json)",
+        empty=f"no models in namespace {prefix}"
+        if prefix
+        else "no models yet (modelreg register NAME --artifact FILE --meta META.json)",
     )
+
+
+def _namespace_prefix(namespace: str | None) -> str:
+    """``payments/`` (or ``payments``) as the prefix its models' names start with."""
+    if namespace is None:
+        return ""
+    from registry.errors import InvalidInput
+    from registry.models import ALIAS_RE
+
+    segment = namespace.strip().removesuffix("/")
+    if not ALIAS_RE.fullmatch(segment):  # a namespace is one name segment
+        raise InvalidInput(
+            f"invalid namespace {namespace!r}: one segment of lowercase letters, digits and '-'"
+        )
+    return f"{segment}/"
 
 
 @click.command()

@@ -415,3 +415,21 @@ def test_approve_json_shape(reg: Harness) -> None:
     assert set(approved["approval"]) == {
         "kind", "region", "passed", "evidence", "recorded_at", "recorded_by",
     }  # fmt: skip
+
+
+def test_models_with_a_namespace_lists_only_that_namespace(reg: Harness) -> None:
+    for name in ("payments/fraud", "payments/churn", "risk/fraud", "payments-other", "plain"):
+        reg.register(name)
+    assert [m["name"] for m in reg.json("models", "payments/")] == [
+        "payments/churn",
+        "payments/fraud",
+    ]
+    assert [m["name"] for m in reg.json("models", "payments")] == [
+        "payments/churn",
+        "payments/fraud",
+    ]
+    assert [m["name"] for m in reg.json("models", "risk/")] == ["risk/fraud"]
+    assert reg.json("models", "empty/") == []
+    assert "no models in namespace empty/" in reg.run("models", "empty/").stdout
+    for bad in ("Payments/", "a/b/", "../", ""):
+        assert "invalid namespace" in reg.fail("models", bad, code=2)
