@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -235,21 +236,16 @@ def search_registered_models(
         models = [m for m in _maybe_model(store, exact) if wanted(m)]
     else:
         models = [m for m in store.list_models() if wanted(m)]
-    ordered = search.sort_models(models, order_by or [])
     page, token = search.page(
-        ordered,
+        search.sort_models(models, order_by or []),
         max_results=max_results,
         page_token=page_token,
         query_key=search.query_key("models", filter, order_by),
         default_max=search.MODELS_MAX_RESULTS_DEFAULT,
         limit=search.MODELS_MAX_RESULTS_LIMIT,
     )
-    body: dict[str, Any] = {
-        "registered_models": [_model_with_latest(store, m.name, m) for m in page]
-    }
-    if token:
-        body["next_page_token"] = token
-    return body
+    found = [_model_with_latest(store, m.name, m) for m in page]
+    return _page_reply("registered_models", found, token)
 
 
 @router.post(f"{API}/registered-models/get-latest-versions")
@@ -352,24 +348,19 @@ def search_model_versions(
 ) -> dict[str, Any]:
     wanted = search.parse_version_filter(filter)
     exact = wanted.exact_name
-    names = [exact] if exact is not None else [m.name for m in store.list_models()]
+    models = _maybe_model(store, exact) if exact is not None else store.list_models()
     found: list[ModelVersion] = []
-    for name in names:
-        for model in _maybe_model(store, name):
-            found += [v for v in store.list_versions(model.name, limit=1_000_000) if wanted(v)]
-    ordered = search.sort_versions(found, order_by or [])
+    for model in models:  # each model read once
+        found += [v for v in store.list_versions(model.name, limit=1_000_000) if wanted(v)]
     page, token = search.page(
-        ordered,
+        search.sort_versions(found, order_by or []),
         max_results=max_results,
         page_token=page_token,
         query_key=search.query_key("versions", filter, order_by),
         default_max=search.VERSIONS_MAX_RESULTS_DEFAULT,
         limit=search.VERSIONS_MAX_RESULTS_LIMIT,
     )
-    body: dict[str, Any] = {"model_versions": [wire.model_version(v) for v in page]}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return _page_reply("model_versions", [wire.model_version(v) for v in page], token)
 
 
 @router.post(f"{API}/model-versions/transition-stage")
@@ -585,6 +576,14 @@ def _visible_key(key: str) -> None:
         raise InvalidInput(f"tag {key!r}: keys under {wire.HIDDEN_TAG_PREFIX!r} are the registry's")
 
 
+def _page_reply(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
+    """One page of a search as MLflow answers it (no token on the last page)."""
+    body: dict[str, Any] = {key: items}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
 def _maybe_model(store: Door, name: str) -> list[Any]:
     try:
         return [store.get_model(name)]
@@ -680,6 +679,4 @@ def _artifact_path(store: Door, path: str) -> tuple[ModelVersion, str]:
 
 
 def _remove(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
