@@ -73,6 +73,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from registry.errors import InvalidInput
+from registry.lexing import scan
 from registry.models import KEY_RE, Stage
 from registry.store.sql.schema import (
     aliases_table,
@@ -199,16 +200,7 @@ def _fail(pos: int, near: str, message: str) -> InvalidInput:
 
 
 def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None:
-            raise _lex_error(text, pos)
-        kind, chunk = match.lastgroup or "", match.group()
-        if kind != "space":
-            tokens.append(_token(kind, chunk, pos + 1))
-        pos = match.end()
+    tokens = [_token(kind, chunk, pos) for kind, chunk, pos in scan(text, _TOKEN_RE, _lex_error)]
     tokens.append(_Token("end", "", "", len(text) + 1))
     return tokens
 

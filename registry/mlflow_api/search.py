@@ -49,6 +49,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from registry.errors import InvalidInput
+from registry.lexing import scan
 from registry.models import ModelVersion, RegisteredModel
 
 T = TypeVar("T")
@@ -254,16 +255,7 @@ def _fail(pos: int, near: str, message: str) -> InvalidInput:
 
 
 def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None:
-            raise _lex_error(text, pos)
-        kind, chunk = match.lastgroup or "", match.group()
-        if kind != "space":
-            tokens.append(_token(kind, chunk, pos + 1))
-        pos = match.end()
+    tokens = [_token(kind, chunk, pos) for kind, chunk, pos in scan(text, _TOKEN_RE, _lex_error)]
     tokens.append(_Token("end", "", None, len(text) + 1))
     return tokens
 
