@@ -19,6 +19,7 @@ from registry.errors import GateRefused
 from registry.models import (
     AppRelease,
     ArtifactRef,
+    ErasureRequest,
     Event,
     Heartbeat,
     LineageHit,
@@ -27,6 +28,8 @@ from registry.models import (
     RegisteredModel,
     Signature,
     Stage,
+    SubjectLineage,
+    SubjectManifest,
     VersionCreate,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
@@ -394,6 +397,34 @@ class GuardedStore(RegistryStore):
     def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
         self._may(ADMIN, "replay webhooks")
         return self.inner.replay_webhook(webhook_id, from_seq=from_seq)
+
+    # -- data subjects: manifests are data scientists' records, erasure is an admin's --
+    def record_subject_manifest(
+        self, dataset: str, version: str, manifest: ArtifactRef, subjects: Sequence[str]
+    ) -> SubjectManifest:
+        self._may(DS, "record a subject manifest")
+        return self.inner.record_subject_manifest(dataset, version, manifest, subjects)
+
+    def subject_manifest(self, dataset: str, version: str) -> SubjectManifest:
+        return self.inner.subject_manifest(dataset, version)
+
+    def subject_lineage(self, subject: str) -> SubjectLineage:
+        return self.inner.subject_lineage(subject)
+
+    def request_erasure(self, subject: str, *, reason: str) -> ErasureRequest:
+        self._may(ADMIN, "request an erasure")
+        return self.inner.request_erasure(subject, reason=reason)
+
+    def justify_erasure(
+        self, request_id: int, name: str, version: int, *, reason: str
+    ) -> ErasureRequest:
+        self._may(ADMIN, "justify keeping a version under erasure", name)
+        return self.inner.justify_erasure(request_id, name, version, reason=reason)
+
+    def erasures(
+        self, *, open_only: bool = False, model: str | None = None
+    ) -> list[ErasureRequest]:
+        return self.inner.erasures(open_only=open_only, model=model)
 
 
 def _stage_pointers(stage: Stage) -> tuple[str, ...]:

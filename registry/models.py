@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -499,3 +500,89 @@ class Heartbeat(_Output):
     @classmethod
     def _utc(cls, moment: datetime) -> datetime:
         return moment.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- data subjects
+
+# A subject key is the hex HMAC-SHA256 of a data subject's id under the registry's
+# secret (``registry.subjects``): the raw id never reaches the store.
+SUBJECT_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_subject_key(key: Any) -> str:
+    if not isinstance(key, str) or not SUBJECT_KEY_RE.fullmatch(key):
+        shown = key if isinstance(key, str) and len(key) <= 80 else type(key).__name__
+        raise InvalidInput(
+            f"invalid subject key {shown!r}: expected 64 lowercase hex digits "
+            "(an HMAC-SHA256, see registry.subjects)"
+        )
+    return key
+
+
+class SubjectManifest(_Output):
+    """A dataset version's subject manifest: the artifact listing its subjects' keys."""
+
+    dataset: str
+    version: str
+    sha256: str
+    uri: str
+    subjects: int  # how many distinct subject keys the version holds
+    recorded_at: datetime
+    recorded_by: str
+
+
+class SubjectDataset(_Output):
+    """One dataset version that holds the subject."""
+
+    dataset: str
+    version: str
+
+
+class SubjectHit(LineageHit):
+    """A model version trained on data of the subject, and whether it serves now."""
+
+    live: bool = False
+    # Why it serves: "Production", "alias champion (protected)", "release checkout@2.3".
+    why_live: tuple[str, ...] = ()
+    retrain_required: tuple[int, ...] = ()  # open erasure request ids of this version
+
+
+class SubjectLineage(_Output):
+    """Where one subject's data went: dataset versions, and the model versions on them."""
+
+    subject: str
+    datasets: tuple[SubjectDataset, ...] = ()
+    versions: tuple[SubjectHit, ...] = ()  # live first, then by name and version
+
+
+ErasureState = Literal["retrain required", "retrained", "justified"]
+
+
+class ErasureItem(_Output):
+    """One live version an erasure request flagged, and how it was closed."""
+
+    request_id: int
+    name: str
+    version: int
+    state: ErasureState
+    closed_by_version: int | None = None  # the retrained version, when "retrained"
+    justification: str | None = None  # the recorded reason, when "justified"
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+
+
+class ErasureRequest(_Output):
+    """An erasure obligation for one subject and the live versions it flagged."""
+
+    id: int
+    subject: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    items: tuple[ErasureItem, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def open(self) -> bool:
+        """Some flagged version still needs a retrain (or a justification)."""
+        return any(item.state == "retrain required" for item in self.items)

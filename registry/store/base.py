@@ -15,6 +15,7 @@ from registry.errors import GateRefused
 from registry.models import (
     AppRelease,
     ArtifactRef,
+    ErasureRequest,
     Event,
     Heartbeat,
     LineageHit,
@@ -24,6 +25,8 @@ from registry.models import (
     RegisteredModel,
     Signature,
     Stage,
+    SubjectLineage,
+    SubjectManifest,
     VersionCreate,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
@@ -435,3 +438,48 @@ class RegistryStore(ABC):
     def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
         """Deliver again every matching event with ``seq >= from_seq`` (delivered ones
         included); returns how many deliveries were queued."""
+
+    # -- data subjects (GDPR lineage and erasure) ---------------------------------
+    @abstractmethod
+    def record_subject_manifest(
+        self, dataset: str, version: str, manifest: ArtifactRef, subjects: Sequence[str]
+    ) -> SubjectManifest:
+        """Record that dataset version ``dataset@version`` holds exactly these subject
+        keys (``registry.models.check_subject_key``), listed in the content-addressed
+        ``manifest`` artifact. The same version with the same manifest sha256 returns
+        the stored record; a different sha256 is ``Conflict``. Versions of one dataset
+        are recorded in order: a version recorded after a newer one is indexed as the
+        newest (its subjects are diffed against the previous manifest recorded)."""
+
+    @abstractmethod
+    def subject_manifest(self, dataset: str, version: str) -> SubjectManifest:
+        """The manifest recorded for ``dataset@version``; ``NotFound`` if none."""
+
+    @abstractmethod
+    def subject_lineage(self, subject: str) -> SubjectLineage:
+        """The dataset versions holding the subject key, every model version trained on
+        one of them, and which of those serve now (Production, a protected alias of
+        the model's policy, an app release) with their open erasure request ids."""
+
+    @abstractmethod
+    def request_erasure(self, subject: str, *, reason: str) -> ErasureRequest:
+        """Record an erasure obligation for the subject key: one "retrain required"
+        item per live version trained on its data, an ``erasure.requested`` event per
+        affected model. Such versions (and any other trained on the subject's data,
+        unless their item is justified) cannot go to Production, a protected alias or
+        an app release. A retrain (``register``) of the model on datasets that all
+        carry manifests without the subject closes the item as "retrained"."""
+
+    @abstractmethod
+    def justify_erasure(
+        self, request_id: int, name: str, version: int, *, reason: str
+    ) -> ErasureRequest:
+        """Close one item of a request as "justified" with the recorded reason (an
+        event); ``NotFound`` for an unknown request or item."""
+
+    @abstractmethod
+    def erasures(
+        self, *, open_only: bool = False, model: str | None = None
+    ) -> list[ErasureRequest]:
+        """Erasure requests, oldest first (only those with an open item; only items of
+        ``model``, and only requests that have one)."""

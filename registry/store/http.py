@@ -58,6 +58,7 @@ from registry.errors import (
 from registry.models import (
     AppRelease,
     ArtifactRef,
+    ErasureRequest,
     Event,
     Heartbeat,
     LineageHit,
@@ -67,6 +68,8 @@ from registry.models import (
     RegisteredModel,
     Signature,
     Stage,
+    SubjectLineage,
+    SubjectManifest,
     VersionCreate,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
@@ -550,6 +553,46 @@ class HttpStore(RegistryStore):
     def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
         body = {"from_seq": from_seq}
         return int(self._write("POST", f"/webhooks/{int(webhook_id)}/replay", body)["queued"])
+
+    # -- data subjects -------------------------------------------------------------------
+    def record_subject_manifest(
+        self, dataset: str, version: str, manifest: ArtifactRef, subjects: Sequence[str]
+    ) -> SubjectManifest:
+        # The keys go as a JSON list of hex strings (~67 bytes each); the server allows
+        # this one route a larger body than the rest (``registry.server.limits``).
+        if isinstance(subjects, str):
+            raise InvalidInput("subjects must be a list of subject keys, not one string")
+        if not isinstance(manifest, ArtifactRef):
+            raise InvalidInput(f"a manifest must be an ArtifactRef, got {type(manifest).__name__}")
+        body = {"manifest": manifest.model_dump(mode="json"), "subjects": list(subjects)}
+        path = f"/datasets/{_segment(dataset)}/versions/{_segment(version)}/manifest"
+        return _as(SubjectManifest, self._write("POST", path, body))
+
+    def subject_manifest(self, dataset: str, version: str) -> SubjectManifest:
+        path = f"/datasets/{_segment(dataset)}/versions/{_segment(version)}/manifest"
+        return _as(SubjectManifest, self._get(path))
+
+    def subject_lineage(self, subject: str) -> SubjectLineage:
+        return _as(SubjectLineage, self._get(f"/subjects/{_segment(subject)}/lineage"))
+
+    def request_erasure(self, subject: str, *, reason: str) -> ErasureRequest:
+        body = {"subject": subject, "reason": reason}
+        return _as(ErasureRequest, self._write("POST", "/erasures", body))
+
+    def justify_erasure(
+        self, request_id: int, name: str, version: int, *, reason: str
+    ) -> ErasureRequest:
+        body = {"name": name, "version": version, "reason": reason}
+        path = f"/erasures/{_segment(request_id)}/justify"
+        return _as(ErasureRequest, self._write("POST", path, body))
+
+    def erasures(
+        self, *, open_only: bool = False, model: str | None = None
+    ) -> list[ErasureRequest]:
+        query: dict[str, Any] = {"open_only": "true" if open_only else "false"}
+        if model is not None:
+            query["model"] = model
+        return _list(ErasureRequest, self._get("/erasures", query))
 
     # -- the wire ------------------------------------------------------------------------
     def _saw(self, seq: int) -> None:
