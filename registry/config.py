@@ -61,6 +61,9 @@ class Settings(BaseModel):
     # How long a write to a registry server is retried through an outage before it
     # fails (a registration then goes to the outbox): MODELREG_WRITE_RETRY_S.
     write_retry_s: float = Field(default=30.0, ge=0, le=3600)
+    # The secret that keys data subjects' ids (MODELREG_SUBJECT_SECRET, hex); None: the
+    # key file ``<home>/subject.key`` (registry.subjects). Never shown in a repr.
+    subject_secret: str | None = Field(default=None, repr=False)
 
     def __init__(self, **data: Any) -> None:
         from pydantic import ValidationError
@@ -138,6 +141,11 @@ class Settings(BaseModel):
         return self.home / "data"
 
     @property
+    def subject_key_path(self) -> Path:
+        """The subject key file, used when MODELREG_SUBJECT_SECRET is not set."""
+        return self.home / "subject.key"
+
+    @property
     def work_root(self) -> Path:
         """Where the pipeline writes model files and downloads before they are used."""
         return self.home / "work"
@@ -154,6 +162,7 @@ class Settings(BaseModel):
             "artifact_root": env.get("MODELREG_ARTIFACTS", str(home / "artifacts")),
             "actor": env.get("MODELREG_USER") or _default_actor(),
             "token": env.get("MODELREG_TOKEN") or None,
+            "subject_secret": env.get("MODELREG_SUBJECT_SECRET") or None,
         }
         if env.get("MODELREG_WRITE_RETRY_S"):
             values["write_retry_s"] = _seconds(
