@@ -313,6 +313,7 @@ EventKind = Literal[
     "model.renamed",  # ``from_value`` -> ``to_value``
     "version.deleted",  # a version that never served (``from_value``: its stage then)
     "model.deleted",  # every version gone; the history stays, under a tombstone name
+    "artifact.collected",  # gc removed bytes a version had (``subject``: the store)
 ]
 
 
@@ -347,6 +348,8 @@ class EventDetails(_Output):
     gate: str | None = None  # which decision refused: staging, promotion, alias, rollback, binding
     invalidate: bool = False  # resolvers must switch now, not at their next refresh
     origin: Origin | None = None  # the flow run that made the change
+    sha256: str | None = None  # artifact.collected: the bytes removed from an artifact store
+    size: int | None = None  # artifact.collected: how many bytes that freed
 
     @property
     def empty(self) -> bool:
