@@ -61,6 +61,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "search": ("registry.cli.queries:search", "Versions matching a filter, newest first."),
     "lineage": ("registry.cli.queries:lineage", "What was trained on what."),
+    "dataset": (
+        "registry.cli.datasets:dataset",
+        "Dataset versions: record and show their subject manifests.",
+    ),
+    "erasure": (
+        "registry.cli.erasure:erasure",
+        "Erasure requests for a data subject: record, list, justify.",
+    ),
     "diff": ("registry.cli.queries:diff", "What changes from version V1 to V2 of NAME."),
     "events": (
         "registry.cli.views:events",
@@ -101,6 +109,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": (
         "registry.cli.backup:restore",
         "Restore a backup into an empty registry (either backend); refuses a non-empty one.",
+    ),
+    "check": (
+        "registry.cli.check:check",
+        "Check every invariant of the registry database (read-only, safe while it serves).",
     ),
     "webhook": (
         "registry.cli.webhooks:webhook",
@@ -174,6 +186,13 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     "$MODELREG_TOKEN). Default: $MODELREG_URL, else sqlite:///.modelreg/registry.db.",
 )
 @click.option(
+    "--read-registry",
+    "read_registry_url",
+    metavar="URL",
+    help="A read-only PostgreSQL replica of --registry: reads go there unless it lags "
+    "behind this command's own writes. Default: $MODELREG_READ_URL.",
+)
+@click.option(
     "--json",
     is_flag=True,
     expose_value=False,
@@ -183,12 +202,15 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 @click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
 @click.version_option(package_name="modelreg", prog_name="modelreg", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, registry_url: str | None, traceback: bool) -> None:
+def cli(
+    ctx: click.Context, registry_url: str | None, read_registry_url: str | None, traceback: bool
+) -> None:
     """modelreg: what serves in production, why, and a one-command rollback."""
     from registry.cli.state import CliState
 
     state = ctx.ensure_object(CliState)
     state.registry_url = registry_url
+    state.read_registry_url = read_registry_url
 
 
 def main() -> None:
