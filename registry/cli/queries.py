@@ -86,6 +86,32 @@ def impact(state: CliState, dataset: str | None, pipeline: str | None, commit: s
     )
 
 
+@lineage.command()
+@click.argument("subject_id", metavar="ID", required=False)
+@click.option("--key", metavar="KEY", help="The subject's key (64 hex) instead of its id.")
+@json_option
+@pass_state
+def subject(state: CliState, subject_id: str | None, key: str | None) -> None:
+    """Where data subject ID went: datasets, models trained on them, what serves now.
+
+    ID is keyed with the registry secret here ('-' reads it from stdin); only
+    the key is sent, and the id is never printed back. Also lists the
+    subject's erasure requests.
+    """
+    from registry.cli.erasure import subject_from
+    from registry.cli.render import emit_json, plain
+
+    store = state.store()
+    found = store.subject_lineage(subject_from(state, subject_id, key))
+    requests = [r for r in store.erasures() if r.subject == found.subject]
+    if state.json:
+        emit_json({**plain(found), "erasures": plain(requests)})
+        return
+    from registry.cli.erasure import print_subject_lineage
+
+    print_subject_lineage(found, requests)
+
+
 @click.command()
 @click.argument("name")
 @click.argument("v1", metavar="V1")

@@ -10,6 +10,7 @@ import click
 from registry.cli.state import CliState, json_option, pass_state
 
 TABLE_WIDTH = 120  # ``versions`` fits a terminal this wide, piped or not
+MODEL_COLUMNS = ("model", "production", "staging", "aliases", "generation", "latest", "last change")
 
 if TYPE_CHECKING:
     from registry.models import Event
@@ -59,12 +60,15 @@ def models(state: CliState, namespace: str | None) -> None:
     from registry.cli.render import describe_event, emit_json, print_table, versions_text, when, who
 
     prefix = _namespace_prefix(namespace)
-    found = [m for m in state.store().list_models() if m.name.startswith(prefix)]
+    store = state.store()
+    found = [m for m in store.list_models() if m.name.startswith(prefix)]
+    retrain = open_erasures(store)
     if state.json:
-        emit_json(found)
+        emit_json([{**m.model_dump(mode="json"), **_retrain_json(retrain, m.name)} for m in found])
         return
+    marker = ["retrain required"] if any(m.name in retrain for m in found) else []
     print_table(
-        ["model", "production", "staging", "aliases", "generation", "latest", "last change"],
+        [*MODEL_COLUMNS, *marker],
         (
             [
                 m.name,
@@ -76,12 +80,43 @@ def models(state: CliState, namespace: str | None) -> None:
                 (f"{when(m.last_event.at)} {describe_event(m.last_event)} by {who(m.last_event)}")
                 if m.last_event
                 else "-",
+                *([_retrain_text(retrain.get(m.name, {}))] if marker else []),
             ]
             for m in found
         ),
         empty=f"no models in namespace {prefix}"
         if prefix
         else "no models yet (modelreg register NAME --artifact FILE --meta META.json)",
+    )
+
+
+# ---------------------------------------------------------------- erasure markers
+# model -> version -> the open erasure requests ("retrain required") of that version
+Flagged = dict[str, dict[int, list[int]]]
+
+
+def open_erasures(store: RegistryStore, model: str | None = None) -> Flagged:
+    """Which versions an open erasure request flags "retrain required": one store call."""
+    flagged: Flagged = {}
+    for request in store.erasures(open_only=True, model=model):
+        for item in request.items:
+            if item.state == "retrain required":
+                flagged.setdefault(item.name, {}).setdefault(item.version, []).append(request.id)
+    return flagged
+
+
+def _retrain_json(flagged: Flagged, name: str) -> dict[str, list[int]]:
+    return {"retrain_required": sorted(flagged.get(name, {}))}
+
+
+def _retrain_text(versions: dict[int, list[int]]) -> str:
+    """``v2 (#1), v3 (#1, #4)``: the versions to retrain and the requests behind them."""
+    return (
+        ", ".join(
+            f"v{v} ({', '.join(f'#{r}' for r in requests)})"
+            for v, requests in sorted(versions.items())
+        )
+        or "-"
     )
 
 
@@ -157,10 +192,21 @@ def show(state: CliState, name: str, version: str) -> None:
 
     store = state.store()
     found = store.get_version(name, resolve_ref(store, name, version))
+    requests = open_erasures(store, model=found.name).get(found.name, {}).get(found.version, [])
     if state.json:
-        emit_json(found)
-    else:
-        print_version(found)
+        emit_json({**found.model_dump(mode="json"), "retrain_required": requests})
+        return
+    print_version(found)
+    if requests:
+        from registry.cli.render import print_section
+
+        print_section(
+            "erasure",
+            [
+                (f"request #{r}", "retrain required: trained on data of a subject under erasure")
+                for r in requests
+            ],
+        )
 
 
 @click.command()
