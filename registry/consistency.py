@@ -69,6 +69,26 @@ from registry.store.sql.versions import _attribute_rows
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 POINTER_KINDS = frozenset({"stage", "alias", "rollback"})
+# Every invariant's name, as violations carry it.
+INVARIANTS = (
+    "schema",
+    "event-seq",
+    "foreign-keys",
+    "model-log",
+    "generation",
+    "version-numbers",
+    "stages",
+    "aliases",
+    "production",
+    "rollback-target",
+    "artifacts",
+    "attributes",
+    "policies",
+    "bindings",
+    "tombstones",
+    "tokens",
+    "webhooks",
+)
 SHOWN_PER_INVARIANT = 50  # a badly damaged database must not print a million lines
 
 
@@ -249,6 +269,7 @@ class _Found:
     logged: set[int] = field(default_factory=set)  # models whose events were read
 
     def add(self, invariant: str, message: str) -> None:
+        assert invariant in INVARIANTS, invariant
         self.counts[invariant] += 1
         if self.counts[invariant] <= SHOWN_PER_INVARIANT:
             self.found[invariant].append(message)
