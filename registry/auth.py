@@ -16,13 +16,18 @@ Roles are cumulative, each adding to the one before:
     admin           tokens, policy (and with it the protected-alias list), webhooks,
                     and ``force`` (break-glass)
 
-A grant's scope limits where its writes apply (reads are registry-wide):
+A grant's scope limits where its writes apply, and what its holder sees:
 
     *                     every model (the default)
     payments/*            every model of the ``payments`` namespace
     fraud-detector        one model
     payments/*@shadow     only the ``shadow`` pointer of those models: an alias, or a
                           stage (``staging``, ``production``, ``archived``)
+
+Reads follow the models a token's scopes name (:func:`may_read`), pointers aside: a
+``payments/*`` token sees the payments namespace only, and ``fraud-detector@shadow``
+reads all of fraud-detector though it moves only its ``shadow`` alias. A model outside
+them is, to that token, a model that does not exist.
 """
 
 from __future__ import annotations
@@ -150,7 +155,8 @@ def authorize(
 ) -> None:
     """Raise ``Forbidden`` unless ``who`` may do ``action`` (needing role ``need``) on
     ``model`` (``None``: registry-wide, which needs an unscoped grant), moving
-    ``pointers`` (aliases or lower-case stage names). Reads need no scope."""
+    ``pointers`` (aliases or lower-case stage names). Reads need no role beyond reader;
+    what they may see is :func:`may_read`'s."""
     if who.role.rank < need.rank:
         raise Forbidden(f"token {who.name!r} ({who.role}) may not {action}: that needs {need}")
     if need is Role.READER:
@@ -177,6 +183,28 @@ def authorize(
                 f"token {who.name!r} may not {action}: moving {model}@{pointer} is outside "
                 f"its grant ({_scopes(who)})"
             )
+
+
+def reads_everything(who: Principal) -> bool:
+    """Whether a ``*`` grant (of any pointer) lets ``who`` read every model."""
+    return any(s.model == "*" for s in who.scopes)
+
+
+def may_read(who: Principal, model: str) -> bool:
+    """Whether ``who`` may see ``model`` at all: one of its scopes names it (a pointer
+    scope ``m@alias`` grants reading ``m``). Roles do not enter: every role reads."""
+    return any(s.covers_model(model) for s in who.scopes)
+
+
+def may_watch(who: Principal, model_filter: str | None) -> bool:
+    """Whether a webhook filtered to ``model_filter`` (a model, ``ns/*``, or None or
+    ``*`` for every model) reports only what ``who`` may read: a ``payments/*`` grant
+    may watch ``payments/*`` or one payments model, never ``*`` or ``risk/*``."""
+    if model_filter is None or model_filter == "*":
+        return reads_everything(who)
+    if model_filter.endswith("/*"):
+        return any(s.model in ("*", model_filter) for s in who.scopes)
+    return may_read(who, model_filter)
 
 
 def _scopes(who: Principal) -> str:

@@ -6,6 +6,13 @@ API) hands them this, never the store underneath: each method asks
 scope allow it, so a rule cannot be skipped by choosing another endpoint. The store
 underneath acts as the token's name, so the event log records the verified actor,
 and still runs every release gate itself.
+
+Reads are scoped too (``registry.auth.may_read``): a model outside the token's scopes
+is answered as the store answers a model that does not exist (the same ``NotFound``,
+never ``Forbidden``, so a scoped token cannot probe for names), and every list drops
+what the token may not see before it is cut to its limit. An app release shows only
+the bindings of models the token may see, and only if it has one; a webhook, only if
+its filter is inside the token's scopes (``registry.auth.may_watch``).
 """
 
 from __future__ import annotations
@@ -14,8 +21,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from registry.auth import Principal, Role, Token, authorize
-from registry.errors import GateRefused
+from registry.auth import (
+    Principal,
+    Role,
+    Token,
+    authorize,
+    may_read,
+    may_watch,
+    reads_everything,
+)
+from registry.errors import Forbidden, GateRefused, InvalidInput, NotFound
 from registry.models import (
     AppRelease,
     ArtifactRef,
@@ -31,6 +46,7 @@ from registry.models import (
     SubjectLineage,
     SubjectManifest,
     VersionCreate,
+    check_model_name,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
@@ -48,6 +64,7 @@ class GuardedStore(RegistryStore):
         self.who = who
         self.actor = inner.actor
         self.origin = inner.origin
+        self.everything = reads_everything(who)  # no read to filter: the common case
 
     def _may(
         self,
@@ -69,6 +86,25 @@ class GuardedStore(RegistryStore):
     def close(self) -> None:
         """The inner store belongs to whoever made the guard (the server's pool)."""
 
+    # -- what this token may see -----------------------------------------------------
+    def sees(self, model: str) -> bool:
+        """Whether this token may read ``model`` (``registry.auth.may_read``)."""
+        return self.everything or may_read(self.who, model)
+
+    def _visible(self, name: str) -> None:
+        """``NotFound`` for a model outside the token's scopes, worded as the store words
+        an absent one: the answer depends on the name alone, never on what exists."""
+        if not self.sees(name):
+            check_model_name(name)  # a malformed name is InvalidInput, as for anyone
+            raise NotFound(f"model {name!r} not found")
+
+    def _shown(self, release: AppRelease) -> AppRelease | None:
+        """The release with only the bindings this token may see; None if none is left."""
+        if self.everything:
+            return release
+        bindings = tuple(b for b in release.bindings if self.sees(b.model))
+        return release.model_copy(update={"bindings": bindings}) if bindings else None
+
     # -- models and versions ---------------------------------------------------------
     def create_model(
         self,
@@ -81,19 +117,23 @@ class GuardedStore(RegistryStore):
         return self.inner.create_model(name, description=description, tags=tags)
 
     def get_model(self, name: str) -> RegisteredModel:
+        self._visible(name)
         return self.inner.get_model(name)
 
     def list_models(self) -> list[RegisteredModel]:
-        return self.inner.list_models()
+        models = self.inner.list_models()
+        return models if self.everything else [m for m in models if self.sees(m.name)]
 
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         self._may(DS, "register a version", name)
         return self.inner.register(name, artifact, meta)
 
     def get_version(self, name: str, version: int) -> ModelVersion:
+        self._visible(name)
         return self.inner.get_version(name, version)
 
     def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+        self._visible(name)
         return self.inner.list_versions(name, limit=limit)
 
     def update_version(
@@ -175,6 +215,8 @@ class GuardedStore(RegistryStore):
         reason: str | None = None,
         force: bool = False,
     ) -> PointerChange:
+        if not self.sees(name):  # refused before the policy read says whether it exists
+            self._may(DS, "move an alias", name, list(moves), force=force)
         policy = self.inner.get_policy(name).policy
         protected = [a for a in moves if a == "production" or policy.is_protected(a)]
         need, what = (DEP, "move a protected alias") if protected else (DS, "move an alias")
@@ -198,13 +240,18 @@ class GuardedStore(RegistryStore):
         )
 
     def resolve(self, name: str, ref: str | int) -> int:
+        if not self.sees(name):
+            check_model_name(name)
+            raise NotFound(f"{name}@{ref} does not resolve to a version")
         return self.inner.resolve(name, ref)
 
     # -- the release contract --------------------------------------------------------
     def get_policy(self, name: str) -> PolicyRecord:
+        self._visible(name)
         return self.inner.get_policy(name)
 
     def policy_history(self, name: str) -> list[PolicyRecord]:
+        self._visible(name)
         return self.inner.policy_history(name)
 
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
@@ -220,9 +267,11 @@ class GuardedStore(RegistryStore):
         self.inner.request_approval(name, version, needed=needed)
 
     def approval_status(self, name: str, version: int) -> ApprovalStatus:
+        self._visible(name)
         return self.inner.approval_status(name, version)
 
     def check_promotion(self, name: str, version: int, target: str = "Production") -> list[str]:
+        self._visible(name)
         return self.inner.check_promotion(name, version, target)
 
     def record_refusal(
@@ -252,10 +301,14 @@ class GuardedStore(RegistryStore):
         return self.inner.create_app_release(app, release, feature_schema, description=description)
 
     def get_app_release(self, app: str, release: str) -> AppRelease:
-        return self.inner.get_app_release(app, release)
+        shown = self._shown(self.inner.get_app_release(app, release))
+        if shown is None:
+            raise NotFound(f"app release {app}@{release} not found")
+        return shown
 
     def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
-        return self.inner.list_app_releases(app)
+        releases = (self._shown(r) for r in self.inner.list_app_releases(app))
+        return [r for r in releases if r is not None]
 
     def bind_app_release(
         self,
@@ -269,29 +322,59 @@ class GuardedStore(RegistryStore):
         force: bool = False,
     ) -> AppRelease:
         self._may(DEP, "bind an app release", model, force=force)
-        return self.inner.bind_app_release(
+        bound = self.inner.bind_app_release(
             app, release, model, version=version, follow=follow, reason=reason, force=force
         )
+        return self._shown(bound) or bound  # it binds ``model``, which this token sees
 
     def resolve_app_release(
         self, app: str, release: str, model: str | None = None
     ) -> tuple[str, int]:
+        if self.everything:
+            return self.inner.resolve_app_release(app, release, model)
+        bound = self.get_app_release(app, release).bindings  # the ones this token sees
+        if model is None and len(bound) > 1:
+            names = ", ".join(b.model for b in bound)
+            raise InvalidInput(f"app release {app}@{release} binds {names}: name the model")
+        if model is None:
+            model = bound[0].model
+        elif not self.sees(model):
+            raise NotFound(f"app release {app}@{release} has no binding for model {model!r}")
         return self.inner.resolve_app_release(app, release, model)
 
     # -- events and queries ----------------------------------------------------------
     def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
-        return self.inner.events(since=since, limit=limit, model=model)
+        """A scoped token's page holds ``limit`` events it may see when the log has
+        them: pages of the whole log are read until it is full (or the log ends)."""
+        if self.everything or model is not None:
+            found = self.inner.events(since=since, limit=limit, model=model)
+            return found if model is None or self.sees(model) else []
+        seen: list[Event] = []
+        while True:
+            page = self.inner.events(since=since, limit=limit)
+            seen += [e for e in page if self.sees(e.model)]
+            if len(seen) >= limit or len(page) < limit:
+                return seen[:limit]
+            since = page[-1].seq
 
     def latest_seq(self) -> int:
         return self.inner.latest_seq()
 
     def history(self, name: str) -> list[Event]:
+        self._visible(name)
         return self.inner.history(name)
 
     def production_at(self, name: str, at: datetime) -> int | None:
+        self._visible(name)
         return self.inner.production_at(name, at)
 
     def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+        """A scoped token's filter is narrowed to its models in the query itself, so
+        ``limit`` (the call's or the filter's) counts only versions it may see."""
+        if not self.everything:
+            from registry.search import within
+
+            filter_text = within(filter_text, [s.model for s in self.who.scopes])
         return self.inner.search(filter_text, limit=limit)
 
     def lineage_impact(
@@ -301,7 +384,8 @@ class GuardedStore(RegistryStore):
         pipeline: str | None = None,
         commit: str | None = None,
     ) -> list[LineageHit]:
-        return self.inner.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+        hits = self.inner.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+        return hits if self.everything else [h for h in hits if self.sees(h.name)]
 
     # -- the serving fleet -----------------------------------------------------------
     def heartbeat(self, beat: Heartbeat) -> None:
@@ -309,7 +393,8 @@ class GuardedStore(RegistryStore):
         self.inner.heartbeat(beat)
 
     def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        return self.inner.fleet(name)
+        beats = self.inner.fleet(name)
+        return beats if self.everything else [b for b in beats if self.sees(b.model)]
 
     # -- release records -------------------------------------------------------------
     def record_replica(
@@ -330,9 +415,11 @@ class GuardedStore(RegistryStore):
         )
 
     def replicas(self, name: str, version: int) -> list[Replica]:
+        self._visible(name)
         return self.inner.replicas(name, version)
 
     def ready_in_regions(self, name: str, version: int, regions: Sequence[str]) -> list[str]:
+        self._visible(name)
         return self.inner.ready_in_regions(name, version, regions)
 
     def record_check(
@@ -351,12 +438,16 @@ class GuardedStore(RegistryStore):
         )
 
     def checks(self, name: str, version: int, kind: str | None = None) -> list[Check]:
+        self._visible(name)
         return self.inner.checks(name, version, kind)
 
     def latest_checks(self, name: str, version: int, kind: str) -> dict[str | None, Check]:
+        self._visible(name)
         return self.inner.latest_checks(name, version, kind)
 
     # -- tokens and webhooks: admin only, and never readable by anyone else ------------
+    # Tokens need an unscoped admin. Webhooks need an admin whose scopes hold the
+    # webhook's filter: a ``payments/*`` admin keeps payments webhooks, and sees no other.
     def create_token(
         self, name: str, role: Role, *, scopes: Sequence[str] = ("*",)
     ) -> tuple[Token, str]:
@@ -377,26 +468,46 @@ class GuardedStore(RegistryStore):
     def add_webhook(
         self, url: str, events: Sequence[str], *, model: str | None = None
     ) -> tuple[Webhook, str]:
-        self._may(ADMIN, "add webhooks")
+        self._may_webhooks("add webhooks")
+        if not may_watch(self.who, model):
+            raise Forbidden(
+                f"token {self.who.name!r} may not add a webhook on {model or '*'}: its grant "
+                f"is scoped to {', '.join(str(s) for s in self.who.scopes)}"
+            )
         return self.inner.add_webhook(url, events, model=model)
 
     def list_webhooks(self) -> list[Webhook]:
-        self._may(ADMIN, "list webhooks")
-        return self.inner.list_webhooks()
+        self._may_webhooks("list webhooks")
+        return [w for w in self.inner.list_webhooks() if may_watch(self.who, w.model)]
 
     def remove_webhook(self, webhook_id: int) -> Webhook:
-        self._may(ADMIN, "remove webhooks")
+        self._may_webhook(webhook_id, "remove webhooks")
         return self.inner.remove_webhook(webhook_id)
 
     def webhook_deliveries(
         self, webhook_id: int, *, since: int = 0, limit: int = 100
     ) -> list[Delivery]:
-        self._may(ADMIN, "read webhook deliveries")
+        self._may_webhook(webhook_id, "read webhook deliveries")
         return self.inner.webhook_deliveries(webhook_id, since=since, limit=limit)
 
     def replay_webhook(self, webhook_id: int, *, from_seq: int) -> int:
-        self._may(ADMIN, "replay webhooks")
+        self._may_webhook(webhook_id, "replay webhooks")
         return self.inner.replay_webhook(webhook_id, from_seq=from_seq)
+
+    def _may_webhooks(self, action: str) -> None:
+        """The admin role, scoped or not: which webhooks is ``may_watch``'s."""
+        if self.who.role.rank < ADMIN.rank:
+            self._may(ADMIN, action)  # raises, worded as every role refusal
+
+    def _may_webhook(self, webhook_id: int, action: str) -> None:
+        """An admin whose scopes hold the webhook's filter. To any other admin the
+        webhook does not exist (``NotFound`` as for an unknown id), so a scoped admin
+        cannot reach a removed webhook either: only live ones are listed."""
+        self._may_webhooks(action)
+        if may_watch(self.who, None):
+            return
+        if not any(w.id == webhook_id for w in self.list_webhooks()):
+            raise NotFound(f"no webhook {webhook_id}")
 
     # -- data subjects: manifests are data scientists' records, erasure is an admin's --
     def record_subject_manifest(

@@ -733,3 +733,31 @@ def _nulls_last(expression: Any, descending: bool) -> list[ColumnElement[Any]]:
     if isinstance(expression, ColumnElement) and getattr(expression, "nullable", True):
         return [expression.is_(None), ordered]
     return [ordered]
+
+
+# ---------------------------------------------------------------- narrowing to a grant
+
+
+def within(text: str, models: Sequence[str]) -> str:
+    """``text`` narrowed to versions of ``models`` (names, or ``ns/*`` for a namespace):
+    what a scoped token's search runs, so its ``limit`` counts only what it may see.
+
+    The text is parsed first, so its own errors keep their positions; the condition is
+    joined before its ``order by`` or ``limit``, with ``and`` (parenthesised only when
+    the filter is an ``or``, so a conjunction keeps its driving index condition).
+    """
+    query = parse(text)
+    tests = [
+        f"name like '{m[:-1]}%'" if m.endswith("/*") else f"name = '{m}'"
+        for m in dict.fromkeys(models)
+    ]
+    scope = tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
+    cut = next(
+        (t.pos - 1 for t in _tokenize(text) if t.kind == "word" and t.value in ("order", "limit")),
+        len(text),
+    )
+    head, tail = text[:cut].strip(), text[cut:]
+    if query.where is None:
+        return f"{scope} {tail}"
+    where = f"({head})" if isinstance(query.where, Or) else head
+    return f"{where} and {scope} {tail}"

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from registry.auth import Principal, Role, Scope
-from registry.errors import Forbidden, NotFound
+from registry.errors import Forbidden, InvalidInput, NotFound
 from registry.guard import GuardedStore
 from registry.models import ArtifactRef, Heartbeat, Signature, Stage, VersionCreate
 from registry.release.policy import ReleasePolicy
@@ -299,6 +299,16 @@ OPS = [
         ADMIN,
         lambda s, w: s.add_webhook("http://127.0.0.1:9/other", ["refused"], model=w.fraud),
     ),
+    Op(
+        "add_webhook_everywhere",
+        ADMIN,
+        lambda s, w: s.add_webhook("http://127.0.0.1:9/all", ["refused"]),
+    ),
+    Op(
+        "add_webhook_outside",
+        ADMIN,
+        lambda s, w: s.add_webhook("http://127.0.0.1:9/out", ["refused"], model=w.outside),
+    ),
     Op("list_webhooks", ADMIN, lambda s, w: s.list_webhooks(), changes=False),
     Op(
         "remove_webhook",
@@ -429,7 +439,12 @@ SCOPED = [
     (ADMIN, ("{p}/*",), "create_token", False),
     (ADMIN, ("{p}/*",), "list_tokens", False),
     (ADMIN, ("{p}/*",), "revoke_token", False),
-    (ADMIN, ("{p}/*",), "add_webhook", False),
+    (ADMIN, ("{p}/*",), "add_webhook", True),  # on {p}/fraud: inside the grant
+    (ADMIN, ("{p}/*",), "add_webhook_everywhere", False),  # every model: needs '*'
+    (ADMIN, ("{p}/*",), "add_webhook_outside", False),
+    (ADMIN, ("{p}/*",), "remove_webhook", True),
+    (ADMIN, ("{p}/*",), "replay_webhook", True),
+    (DEP, ("{p}/*",), "add_webhook", False),  # the role still counts
     # one model
     (DEP, ("{fraud}",), "promote", True),
     (DEP, ("{fraud}",), "bind_app_release", True),
@@ -533,10 +548,12 @@ READS: list[tuple[str, Callable[[RegistryStore, World], object]]] = [
 ]
 
 
-@pytest.mark.parametrize("scopes", [("*",), ("elsewhere@shadow",)], ids=["unscoped", "scoped"])
+@pytest.mark.parametrize("scopes", [("*",), ("*@shadow",)], ids=["unscoped", "any-pointer"])
 def test_a_reader_reads_everything_as_the_store_does(
     module_store: SqlStore, shared_world: World, scopes: tuple[str, ...]
 ) -> None:
+    """A ``*`` grant, of any pointer, reads the whole registry (a scoped one reads only
+    its models: ``test_a_scoped_reader_*`` below and tests/server/test_scoped_reads.py)."""
     guard = guarded(module_store, R, *scopes)
     before = observe(module_store, shared_world)
     for name, read in READS:
@@ -578,3 +595,152 @@ def test_closing_the_guard_leaves_the_inner_store_open(module_store: SqlStore) -
     guarded(module_store, ADMIN).close()
     name = f"still-open-{uuid.uuid4().hex[:8]}"
     assert module_store.create_model(name).name == name
+
+
+# ---------------------------------------------------------------- scoped reads (#12 item 5)
+# A scoped token reads only the models its scopes name; any other model is, to it, one
+# that does not exist. The HTTP doors (fast paths, feed, MLflow) are in
+# tests/server/test_scoped_reads.py.
+
+
+def _absent_message(store: SqlStore, read: Callable[[RegistryStore, str], object]) -> str:
+    """What the store says for a model that does not exist (with a placeholder name)."""
+    with pytest.raises(NotFound) as absent:
+        read(store, "no-such-ns/ghost")
+    return str(absent.value).replace("no-such-ns/ghost", "{name}")
+
+
+ONE_MODEL_READS: list[tuple[str, Callable[[RegistryStore, str], object]]] = [
+    ("get_model", lambda s, n: s.get_model(n)),
+    ("get_version", lambda s, n: s.get_version(n, 1)),
+    ("list_versions", lambda s, n: s.list_versions(n)),
+    ("resolve", lambda s, n: s.resolve(n, "latest")),
+    ("get_policy", lambda s, n: s.get_policy(n)),
+    ("policy_history", lambda s, n: s.policy_history(n)),
+    ("approval_status", lambda s, n: s.approval_status(n, 1)),
+    ("check_promotion", lambda s, n: s.check_promotion(n, 1)),
+    ("history", lambda s, n: s.history(n)),
+    ("production_at", lambda s, n: s.production_at(n, datetime.now(UTC))),
+    ("replicas", lambda s, n: s.replicas(n, 1)),
+    ("ready_in_regions", lambda s, n: s.ready_in_regions(n, 1, [REGION])),
+    ("checks", lambda s, n: s.checks(n, 1)),
+    ("latest_checks", lambda s, n: s.latest_checks(n, 1, "health")),
+]
+
+
+@pytest.mark.parametrize(
+    ("read_name", "read"), ONE_MODEL_READS, ids=[n for n, _ in ONE_MODEL_READS]
+)
+def test_a_model_outside_the_scope_reads_as_one_that_does_not_exist(
+    module_store: SqlStore,
+    shared_world: World,
+    read_name: str,
+    read: Callable[[RegistryStore, str], object],
+) -> None:
+    guard = guarded(module_store, R, f"{shared_world.prefix}/*")
+    read(guard, shared_world.fraud)  # inside: answered
+    outside = shared_world.outside
+    read(module_store, outside)  # it exists
+    with pytest.raises(NotFound) as hidden:
+        read(guard, outside)
+    assert str(hidden.value) == _absent_message(module_store, read).format(name=outside)
+
+
+def test_a_scoped_reader_lists_only_its_namespace(
+    module_store: SqlStore, shared_world: World
+) -> None:
+    w = shared_world
+    mine = f"{w.prefix}/"
+    guard = guarded(module_store, R, f"{w.prefix}/*")
+    assert {m.name for m in guard.list_models()} == {w.fraud, w.risk}
+    everything = module_store.search("", limit=10_000)
+    assert any(not v.name.startswith(mine) for v in everything)
+    assert guard.search("", limit=10_000) == [v for v in everything if v.name.startswith(mine)]
+    assert guard.events(model=w.outside) == []
+    assert guard.fleet() == [b for b in module_store.fleet() if b.model.startswith(mine)]
+
+
+def test_a_pointer_scope_reads_its_whole_model_and_nothing_else(
+    module_store: SqlStore, shared_world: World
+) -> None:
+    w = shared_world
+    guard = guarded(module_store, R, f"{w.fraud}@shadow")
+    assert [m.name for m in guard.list_models()] == [w.fraud]
+    assert guard.list_versions(w.fraud) == module_store.list_versions(w.fraud)
+    assert guard.resolve(w.fraud, "canary") == 3
+    with pytest.raises(NotFound, match="does not resolve"):
+        guard.resolve(w.risk, "latest")
+
+
+def test_scoped_pages_are_full_after_filtering(module_store: SqlStore) -> None:
+    """``events(limit=N)`` and ``search(limit=N)`` hold N rows the token may see when
+    there are that many, however many rows it may not see come between them."""
+    w = build_world(module_store, frozenset({"outside"}))
+    since = module_store.latest_seq()
+    for _ in range(3):  # mine, then two of another namespace's, three times
+        module_store.register(w.fraud, artifact(), meta())
+        for _ in range(2):
+            module_store.register(w.outside, artifact(), meta())
+    guard = guarded(module_store, R, f"{w.prefix}/*")
+    mine = [e for e in module_store.events(since=since) if e.model == w.fraud]
+    assert len(mine) == 3
+    assert guard.events(since=since, limit=2) == mine[:2]
+    assert guard.events(since=since, limit=3) == mine
+    assert guard.events(since=mine[-1].seq, limit=3) == []
+    newest = module_store.search(f"name = '{w.fraud}'", limit=2)
+    assert guard.search(f"name like '{w.prefix}%' order by version desc", limit=2) == newest
+    assert guard.search("version >= 1 limit 2") == guard.search("", limit=2)
+    assert {v.name for v in guard.search("", limit=2)} == {w.fraud}
+
+
+def test_an_app_release_shows_only_the_bindings_a_scoped_token_sees(
+    module_store: SqlStore,
+) -> None:
+    w = build_world(module_store, frozenset({"outside", "app"}))
+    module_store.bind_app_release(w.app, "r1", w.fraud, version=1)
+    module_store.bind_app_release(w.app, "r1", w.outside, version=1)
+    module_store.create_app_release(w.app, "r2", SIGNATURE)
+    module_store.bind_app_release(w.app, "r2", w.outside, version=1)
+    guard = guarded(module_store, R, f"{w.prefix}/*")
+    shown = guard.get_app_release(w.app, "r1")
+    assert [b.model for b in shown.bindings] == [w.fraud]
+    assert [r.release for r in guard.list_app_releases(w.app)] == ["r1"]
+    assert guard.resolve_app_release(w.app, "r1") == (w.fraud, 1)  # the one it sees
+    with pytest.raises(NotFound, match=f"app release {w.app}@r2 not found"):
+        guard.get_app_release(w.app, "r2")
+    with pytest.raises(NotFound, match="has no binding for model"):
+        guard.resolve_app_release(w.app, "r1", w.outside)
+    with pytest.raises(InvalidInput, match="name the model"):
+        module_store.resolve_app_release(w.app, "r1")  # unscoped: two bindings
+
+
+def test_a_scoped_admin_keeps_only_the_webhooks_inside_its_grant(module_store: SqlStore) -> None:
+    w = build_world(module_store, frozenset({"outside"}))
+    theirs, _ = module_store.add_webhook("http://127.0.0.1:9/o", ["*"], model=w.outside)
+    everywhere, _ = module_store.add_webhook("http://127.0.0.1:9/a", ["*"])
+    guard = guarded(module_store, ADMIN, f"{w.prefix}/*")
+    ours, _ = guard.add_webhook("http://127.0.0.1:9/p", ["*"], model=f"{w.prefix}/*")
+    listed = {h.id for h in guard.list_webhooks()}
+    assert ours.id in listed
+    assert not listed & {theirs.id, everywhere.id}
+    for hidden in (theirs.id, everywhere.id):
+        with pytest.raises(NotFound, match=f"no webhook {hidden}$"):
+            guard.webhook_deliveries(hidden)
+        with pytest.raises(NotFound):
+            guard.remove_webhook(hidden)
+    with pytest.raises(Forbidden, match="scoped to"):
+        guard.add_webhook("http://127.0.0.1:9/x", ["*"], model="*")
+    assert {h.id for h in module_store.list_webhooks()} >= {theirs.id, everywhere.id, ours.id}
+    assert guard.remove_webhook(ours.id).removed_at is not None
+
+
+def test_moving_an_alias_outside_the_scope_is_refused_alike_whether_it_exists(
+    module_store: SqlStore, shared_world: World
+) -> None:
+    guard = guarded(module_store, DS, f"{shared_world.prefix}/*")
+    messages = []
+    for name in (shared_world.outside, f"{shared_world.prefix}-ghost"):
+        with pytest.raises(Forbidden) as refused:
+            guard.set_aliases(name, {"shadow": 1})
+        messages.append(str(refused.value).replace(name, "{name}"))
+    assert messages[0] == messages[1]

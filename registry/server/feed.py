@@ -109,20 +109,28 @@ class Feed:
     # ------------------------------------------------------------ subscribers (loop)
 
     def after(
-        self, since: int, *, model: str | None = None, limit: int = PAGE
+        self,
+        since: int,
+        *,
+        model: str | None = None,
+        limit: int = PAGE,
+        visible: Callable[[str], bool] | None = None,
     ) -> tuple[list[Entry], int] | None:
-        """Events after ``since`` (of ``model`` only, if given), at most ``limit``, and
-        the sequence number up to which the log was looked through; None if ``since``
-        is older than the ring (read the database instead)."""
+        """Events after ``since`` (of ``model`` only, if given, and of models ``visible``
+        accepts: the subscriber's token's), at most ``limit``, and the sequence number up
+        to which the log was looked through; None if ``since`` is older than the ring
+        (read the database instead)."""
         if self.floor is None or since < self.floor:
             return None
         start = bisect.bisect_right(self._ring, since, key=_seq_of)
-        if model is None:
+        if model is None and visible is None:
             found = self._ring[start : start + limit]
         else:
             found = []
             for entry in self._ring[start:]:
-                if entry.model == model:
+                if (model is None or entry.model == model) and (
+                    visible is None or visible(entry.model)
+                ):
                     found.append(entry)
                     if len(found) == limit:
                         break
@@ -154,6 +162,10 @@ class Feed:
         return self.floor is not None and time.monotonic() - self.polled_at < self.stale_s
 
     def _publish(self, entries: list[Entry], newest: int) -> None:
+        # ``latest`` moves before the cache forgets: a read on a worker thread that takes
+        # the cache's clock after this forget then also sees the new ``latest``, so it never
+        # fills the cache from a read replica that has not replayed these events.
+        self.latest = max(self.latest, newest)
         if self.cache is not None:
             self.cache.forget_models({entry.model for entry in entries})
         self._ring.extend(entries)

@@ -12,7 +12,9 @@ What is kept, and for how long:
   anywhere from the moment its revocation commits. The feed's follower counts revoked
   tokens on every poll and forgets every remembered token when the count moves; the
   server that revokes forgets them at once.
-- **Resolves.** ``name@ref → version`` as the route last read it from the database.
+- **Resolves.** ``name@ref → version`` as the route last read it from the database,
+  answered only to a token whose scopes may read ``name`` (``registry.auth.may_read``):
+  any other gets the app's 404, as if the cache were empty.
   Every event of a model, as the feed's follower reads it from the log, forgets that
   model; a write through this process forgets the models it touched before its reply
   leaves, so a client of this process reads its own writes.
@@ -38,7 +40,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from registry.auth import Principal
+from registry.auth import Principal, may_read
 from registry.store.sql.common import APPENDED
 
 Scope = dict[str, Any]
@@ -188,15 +190,16 @@ class FastReads:
                 auth = value.decode("latin-1")
             elif key == b"x-modelreg-min-seq":
                 min_seq = value
-        if auth is None or cache.token(auth) is None:
+        who = None if auth is None else cache.token(auth)
+        if who is None:
             return None
         if min_seq is not None and (
             not min_seq.isdigit() or len(min_seq) > 18 or int(min_seq) > feed.latest
         ):
             return None
         name, at, ref = scope["path"][len(RESOLVE_PATH) :].rpartition("@")
-        if not at or not name or not ref or "/" in ref:
-            return None
+        if not at or not name or not ref or "/" in ref or not may_read(who, name):
+            return None  # out of the token's scopes: the app answers its 404
         return cache.resolved(name, ref)
 
 

@@ -3,7 +3,8 @@
 Subscribers read this process's ``Feed`` (``registry.server.feed``): recent events
 from memory, so a change costs one database read however many wait for it. A
 subscriber older than the feed's memory reads its pages from the database through
-its ``Door``, like any other read, until it catches up.
+its ``Door``, like any other read, until it catches up. Either way a scoped token
+receives only the events of models it may read (``GuardedStore.sees``).
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ async def _page(
     the sequence number up to which the log has been looked through."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    visible = None if door.everything else door.sees  # a scoped token's models only
     while True:
-        found = feed.after(since, model=model, limit=limit)
+        found = feed.after(since, model=model, limit=limit, visible=visible)
         if found is None:  # older than the feed's memory: the database has it
             seen = feed.latest
             batch = await run_in_threadpool(door.events, since=since, limit=limit, model=model)
