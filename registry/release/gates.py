@@ -91,6 +91,9 @@ class PromotionFacts:
     approvers: tuple[str, ...]  # distinct people, the registrant left out
     policy_version: int
     unverified: bool = False  # an external reference: the registry never read its bytes
+    # Why it may not serve: erasure requests whose subject is in its training data
+    # (``registry.store.sql.subject_index``). A rule of law, not of the policy.
+    erasures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class RollbackFacts:
     policy_version: int
     has_signature: bool = True
     releases: tuple[ReleaseSkew, ...] = ()  # app releases following Production
+    erasures: tuple[str, ...] = ()  # as PromotionFacts.erasures, for the target
 
 
 # ---------------------------------------------------------------- decisions
@@ -194,6 +198,7 @@ def promotion(policy: ReleasePolicy, facts: PromotionFacts) -> Decision[Promotio
                 f"needs {needed} approval(s) from someone other than the registrant "
                 f"({facts.registrant}); has {len(facts.approvers)} ({have})"
             )
+    reasons += facts.erasures
     return Decision.of(reasons, facts)
 
 
@@ -254,6 +259,7 @@ def rollback(policy: ReleasePolicy, facts: RollbackFacts) -> Decision[RollbackFa
     )
     if Gate.SIGNATURE in policy.required:
         reasons += skew_problems(facts.target, facts.has_signature, facts.releases)
+    reasons += facts.erasures
     return Decision.of(reasons, facts)
 
 

@@ -48,6 +48,7 @@ from registry.store.sql.schema_contract import (
     policies_table,
 )
 from registry.store.sql.schema_release import checks_table, replicas_table
+from registry.store.sql.subject_index import erasure_problems
 
 _v, _c, _r = versions_table, checks_table, replicas_table
 _p, _ar, _b = policies_table, app_releases_table, bindings_table
@@ -220,7 +221,9 @@ def _binding_decision(
         problems=() if report is None else tuple(report.lines()),
         summary="" if report is None else report.summary(),
     )
-    return gates.binding(facts, version=version, has_signature=signature is not None)
+    decision = gates.binding(facts, version=version, has_signature=signature is not None)
+    erasures = erasure_problems(conn, model.id, model.name, version, vid)
+    return Decision.of([*decision.reasons, *erasures], facts) if erasures else decision
 
 
 def _pointer_version(conn: Connection, model: LockedModel, follow: str | None) -> int | None:

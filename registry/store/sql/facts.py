@@ -47,6 +47,7 @@ from registry.store.sql.schema_contract import (
     policies_table,
 )
 from registry.store.sql.schema_release import checks_table, replicas_table
+from registry.store.sql.subject_index import erasure_problems
 
 _v, _c, _r = versions_table, checks_table, replicas_table
 _p, _ar, _b = policies_table, app_releases_table, bindings_table
@@ -197,6 +198,7 @@ def promotion_facts(
         approvers=tuple(dict.fromkeys(approvers)),
         policy_version=policy_version,
         unverified=candidate.format == EXTERNAL_FORMAT,
+        erasures=erasure_problems(conn, model.id, model.name, version, vid),
     )
 
 
@@ -297,6 +299,7 @@ def rollback_facts(
         policy_version=policy_version,
         has_signature=signature is not None,
         releases=follower_skews(conn, model, "production", signature),
+        erasures=erasure_problems(conn, model.id, model.name, target, vid),
     )
 
 

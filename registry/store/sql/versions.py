@@ -43,6 +43,7 @@ from registry.store.sql.schema import (
     models_table,
     versions_table,
 )
+from registry.store.sql.subject_index import close_by_retrain
 
 _ALLOCATE_VERSION = (
     update(models_table)
@@ -211,6 +212,9 @@ class VersionsMixin:
                 version=number,
                 to_value=artifact.sha256,
                 at=now,
+            )
+            close_by_retrain(
+                conn, model, number, rows.datasets, actor=self.actor, origin=self.origin, at=now
             )
         return ModelVersion(
             name=name,
