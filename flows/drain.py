@@ -12,11 +12,14 @@ from prefect.states import Completed
 
 from registry import Settings
 from registry.outbox import DrainReport, drain_pending
+from registry.subjects import deliver_pending
 
 
 @task(name="drain-outbox", timeout_seconds=600)
 def drain_outbox(settings: Settings) -> DrainReport:
-    """Deliver the pending registrations (each exactly once, by its idempotency key)."""
+    """Deliver the pending registrations (each exactly once, by its idempotency key),
+    after the subject manifests noted with them: a retrain is judged on its data's."""
+    deliver_pending(settings)
     return drain_pending(settings)
 
 

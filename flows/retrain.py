@@ -1,7 +1,8 @@
 """The retrain flow: the whole chain, from data to a gated promotion.
 
-    load data ─► validate ─► train ─► evaluate ─► upload ─► register (or queue)
-        ─► stage ─► replicate x region ─► health x region ─► canary ─► [approval] ─► promote
+    load data ─► validate ─► train ─► evaluate ─► upload ─► record subjects
+        ─► register (or queue) ─► stage ─► replicate x region ─► health x region
+        ─► canary ─► [approval] ─► promote
 
 Ends Completed (promoted), Completed "Queued" (the registry was down: the
 registration waits in the outbox for the drain flow), Failed "Refused" (a gate
@@ -25,7 +26,7 @@ from flows.release import finish, run_release
 from flows.runner import task_runner
 from registry import Settings
 from registry.pipeline.steps import Registration
-from tasks.data import load_data, validate_data
+from tasks.data import load_data, record_subjects, validate_data
 from tasks.registration import register, upload
 from tasks.report import artifact_key
 from tasks.training import evaluate, train
@@ -57,6 +58,7 @@ def retrain_flow(
     trained = train(settings, dataset, params or {}, seed)
     evaluation = evaluate(settings, model, dataset, trained)
     uploaded = upload(settings, trained)
+    record_subjects(settings, dataset)
     registration = register(
         settings, model, uploaded, trained, dataset, evaluation, _run_id(), started
     )

@@ -186,13 +186,20 @@ def write_manifest(
     The artifact is written first: a registry that is down (``RegistryUnavailable``)
     leaves it stored, and recording again later stores nothing twice.
     """
-    secret = load_secret(settings) if secret is None else secret
-    keys = sorted({subject_key(secret, subject_id) for subject_id in subject_ids})
-    ref = put_manifest(settings.artifacts(), manifest_bytes(secret, keys))
+    ref, keys = store_manifest(settings, subject_ids, secret=secret)
     if store is not None:
         return store.record_subject_manifest(dataset, version, ref, keys)
     with settings.connect() as opened:
         return opened.record_subject_manifest(dataset, version, ref, keys)
+
+
+def store_manifest(
+    settings: Settings, subject_ids: Iterable[str], *, secret: bytes | None = None
+) -> tuple[ArtifactRef, list[str]]:
+    """Key ``subject_ids`` and store their manifest artifact: its reference, the keys."""
+    secret = load_secret(settings) if secret is None else secret
+    keys = sorted({subject_key(secret, subject_id) for subject_id in subject_ids})
+    return put_manifest(settings.artifacts(), manifest_bytes(secret, keys)), keys
 
 
 def put_manifest(artifacts: ArtifactStore, data: bytes) -> ArtifactRef:
@@ -259,3 +266,66 @@ def parse_manifest(data: bytes, *, where: str) -> Manifest:
 
 def _is_hex(text: str, length: int) -> bool:
     return len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
+# ---------------------------------------------------------------- while the registry is down
+# A manifest stored but not recorded waits as a small file (dataset, version, reference)
+# under ``<home>/subject-manifests.pending/``; ``record_pending`` records it later from
+# the artifact itself. The artifact is the record: the note holds no subject key.
+
+PENDING_FOLDER = "subject-manifests.pending"
+
+
+def remember_pending(settings: Settings, dataset: str, version: str, ref: ArtifactRef) -> Path:
+    """Note a manifest to record once the registry is back (fsynced, replaced atomically)."""
+    import json
+
+    folder = settings.home / PENDING_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(f"{dataset}@{version}".encode()).hexdigest()[:32]
+    path = folder / f"{name}.json"
+    tmp = folder / f".{name}.{secrets.token_hex(6)}"
+    note = {"dataset": dataset, "version": version, "manifest": ref.model_dump(mode="json")}
+    with tmp.open("w", encoding="utf-8") as out:
+        json.dump(note, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def record_pending(settings: Settings, store: RegistryStore) -> int:
+    """Record every noted manifest (read back and verified from the artifact store);
+    returns how many were recorded. A note whose manifest the registry refuses for
+    good (a conflicting one was recorded meanwhile) is kept, and the error raised."""
+    import json
+
+    folder = settings.home / PENDING_FOLDER
+    if not folder.is_dir():
+        return 0
+    secret = load_secret(settings)
+    artifacts = settings.artifacts()
+    done = 0
+    for path in sorted(folder.glob("*.json")):
+        note = json.loads(path.read_text(encoding="utf-8"))
+        ref = ArtifactRef.model_validate(note["manifest"])
+        keys = read_manifest(artifacts, ref, secret=secret).keys
+        store.record_subject_manifest(note["dataset"], note["version"], ref, keys)
+        path.unlink()
+        done += 1
+    return done
+
+
+def deliver_pending(settings: Settings) -> int:
+    """Record the noted manifests if the registry is reachable (the drain flow calls
+    this before it delivers queued registrations); 0 while it is still down."""
+    from registry.errors import RegistryUnavailable
+
+    folder = settings.home / PENDING_FOLDER
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        return 0
+    try:
+        with settings.connect() as store:
+            return record_pending(settings, store)
+    except RegistryUnavailable:
+        return 0

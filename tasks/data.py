@@ -9,7 +9,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from registry import Settings
 from registry.pipeline import steps
-from registry.pipeline.steps import Dataset, Validation
+from registry.pipeline.steps import Dataset, SubjectsRecorded, Validation
+from tasks.common import run_origin
 
 
 @task(name="load-data", timeout_seconds=300)
@@ -34,3 +35,10 @@ def validate_data(dataset: Dataset) -> Validation:
             description=f"validation of {dataset.path}",
         )
         raise
+
+
+@task(name="record-subjects", timeout_seconds=300)
+def record_subjects(settings: Settings, dataset: Dataset) -> SubjectsRecorded:
+    """The data set's subject manifest, recorded before a version trained on it is
+    registered; noted for the next run if the registry is unreachable."""
+    return steps.record_subjects(settings, dataset, origin=run_origin())

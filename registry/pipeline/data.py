@@ -43,6 +43,11 @@ TARGET: tuple[str, str] = ("is_fraud", "int64")
 PREPROCESSING_VERSION = "fe-1"
 TIMESTAMP = "timestamp"
 ID = "transaction_id"
+# The data subject of each row: the card holder. Never a feature (training reads only
+# ``FEATURES``); the pipeline records the dataset version's subjects from it, keyed
+# (``registry.subjects``), so ``modelreg lineage subject`` can find them.
+SUBJECT = "customer_id"
+CUSTOMERS = 50_000  # the bank's card holders; each month's rows draw from all of them
 
 # Domain limits of each feature: what a valid transaction can hold. Validation
 # derives its range and set expectations from these.
@@ -129,7 +134,8 @@ def generate_transactions(
 
     Deterministic for the same arguments: the random stream is seeded with
     ``seed`` and the date range, so each month gets its own draws. Columns:
-    ``transaction_id``, ``timestamp``, the ``FEATURES`` and the ``is_fraud`` label.
+    ``transaction_id``, ``customer_id`` (one of ``CUSTOMERS`` card holders, the same
+    ones every month), ``timestamp``, the ``FEATURES`` and the ``is_fraud`` label.
     """
     if rows < 1:
         raise InvalidInput(f"rows must be at least 1, got {rows}")
@@ -181,9 +187,14 @@ def generate_transactions(
     probability = _sigmoid(logit + _intercept_for(logit, fraud_rate))
     is_fraud = (rng.random(rows) < probability).astype(np.int64)
 
+    # Customers from a stream of their own: the other columns are the draws they were.
+    customers = np.random.default_rng([seed, start.toordinal(), end.toordinal(), 1]).integers(
+        1, CUSTOMERS + 1, rows
+    )
     frame = pd.DataFrame(
         {
             ID: [f"tx-{start:%Y%m%d}-{i:07d}" for i in range(rows)],
+            SUBJECT: [f"cust-{n:06d}" for n in customers],
             TIMESTAMP: timestamps,
             "amount": amount,
             "hour": hour,

@@ -48,6 +48,23 @@ class Validation(_Frozen):
     statistics: dict[str, Any]
 
 
+class SubjectsRecorded(_Frozen):
+    """The data subjects of a dataset version, as the registry now knows them.
+
+    ``recorded``: the manifest is in the registry. ``pending``: the registry was
+    unreachable; the manifest artifact is stored and noted, and the next run records
+    it. ``absent``: the data has no subject column, so no manifest (an erasure can
+    then not be closed by a retrain on it).
+    """
+
+    status: Literal["recorded", "pending", "absent"]
+    dataset: str
+    version: str
+    subjects: int = 0
+    manifest: ArtifactRef | None = None
+    error: str | None = None
+
+
 class TrainingCost(_Frozen):
     """What training cost: wall and CPU seconds of the training thread, and the peak
     resident memory of the process by the end of it (process-wide, in MiB)."""
@@ -109,6 +126,36 @@ def validate(dataset: Dataset) -> Validation:
     if not report.success:
         raise validation.DataValidationFailed(report)
     return Validation(success=True, statistics=report.statistics)
+
+
+def record_subjects(
+    settings: Settings, dataset: Dataset, *, origin: Origin | None = None
+) -> SubjectsRecorded:
+    """Record the subject manifest of the data set (its ``customer_id``s, keyed with the
+    registry secret) before anything is registered as trained on it. Manifests noted
+    while the registry was down are recorded first."""
+    from registry import subjects
+    from registry.pipeline import data
+
+    name, version = dataset.lineage.name, dataset.lineage.version
+    frame, _ = data.load_dataset(Path(dataset.path))
+    if data.SUBJECT not in frame.columns:
+        return SubjectsRecorded(status="absent", dataset=name, version=version)
+    ids = [str(v) for v in frame[data.SUBJECT].dropna() if str(v).strip()]
+    ref, keys = subjects.store_manifest(settings, ids)
+    try:
+        with settings.connect(origin=origin) as store:
+            subjects.record_pending(settings, store)
+            store.record_subject_manifest(name, version, ref, keys)
+    except RegistryUnavailable as exc:
+        subjects.remember_pending(settings, name, version, ref)
+        return SubjectsRecorded(
+            status="pending", dataset=name, version=version, subjects=len(keys), manifest=ref,
+            error=str(exc),
+        )  # fmt: skip
+    return SubjectsRecorded(
+        status="recorded", dataset=name, version=version, subjects=len(keys), manifest=ref
+    )
 
 
 # ---------------------------------------------------------------- training

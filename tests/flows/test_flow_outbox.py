@@ -12,6 +12,7 @@ from flows.drain import drain_flow
 from flows.promote import promote_flow
 from flows.retrain import retrain_flow
 from registry.outbox import Outbox
+from registry.subjects import PENDING_FOLDER
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,8 @@ def test_unreachable_registry_queues_then_drain_registers_exactly_once(
     registration = queued.result()
     assert registration.status == "queued" and registration.version is None
     assert entry.name == MODEL and entry.meta.idempotency_key == registration.key
+    # The data's subject manifest is stored as an artifact and noted for later.
+    [note] = (home / PENDING_FOLDER).glob("*.json")
 
     # Still down: the drain keeps the entry and says why.
     still_down = drain_flow(return_state=True)
@@ -46,7 +49,10 @@ def test_unreachable_registry_queues_then_drain_registers_exactly_once(
     assert drain_flow(return_state=True).result().delivered == []
     with open_store(home) as store:
         [version] = store.list_versions(MODEL)
+        manifest = store.subject_manifest("transactions", THIRD.isoformat())
     assert version.version == 1 and version.idempotency_key == entry.meta.idempotency_key
+    assert manifest.subjects > 0 and not note.exists()  # recorded by the drain, first
+    assert manifest.recorded_at <= version.created_at
 
     promoted = promote_flow(version=1, model=MODEL, return_state=True)
     assert promoted.is_completed(), promoted.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -72,6 +73,34 @@ def test_two_retrains_release_v1_then_v2(released_template: dict[str, Any]) -> N
     origin = promoted_v2.details.origin
     assert origin is not None and origin.flow == "retrain"
     assert origin.run_id == str(second.state_details.flow_run_id)
+
+
+def test_each_retrain_records_its_datasets_subjects_and_lineage_finds_them(
+    released_template: dict[str, Any],
+) -> None:
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from registry.cli.main import cli
+
+    home = released_template["home"]
+    frame = pd.read_parquet(home / "data" / "transactions-2026-11-01.parquet")
+    customer = str(frame["customer_id"].iloc[0])
+    with open_store(home) as store:
+        manifest = store.subject_manifest("transactions", "2026-11-01")
+        v2 = store.get_version(MODEL, 2)
+    assert manifest.subjects == frame["customer_id"].nunique()
+    assert manifest.recorded_at <= v2.created_at  # recorded before the version it trained
+    assert v2.signature is not None
+    assert "customer_id" not in [f.name for f in v2.signature.features]  # never a feature
+    env = {"MODELREG_HOME": str(home), "MODELREG_SUBJECT_SECRET": None}
+    args = ["--registry", f"sqlite:///{home}/registry.db", "lineage", "subject", customer]
+    result = CliRunner(env=env).invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert {"dataset": "transactions", "version": "2026-11-01"} in found["datasets"]
+    hits = {(v["name"], v["version"]): v for v in found["versions"]}
+    assert hits[(MODEL, 2)]["live"] and hits[(MODEL, 2)]["why_live"] == ["Production"]
 
 
 def test_a_retrained_version_records_what_it_cost(released_template: dict[str, Any]) -> None:
