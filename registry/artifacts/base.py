@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, suppress
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from registry.artifacts.files import (
     CHUNK,
@@ -30,6 +33,7 @@ __all__ = [
     "CHUNK",
     "ArtifactStore",
     "Readable",
+    "StoredObject",
     "check_digest",
     "content_key",
     "file_digest",
@@ -59,6 +63,14 @@ def sha256_of_key(key: str) -> str:
     if match is None or match.group(1) != match.group(2)[:2]:
         raise InvalidInput(f"not a content key: {key!r}")
     return match.group(2)
+
+
+class StoredObject(NamedTuple):
+    """One object under a content key, as a listing of the store shows it."""
+
+    sha256: str
+    size: int
+    last_modified: datetime  # UTC: when the bytes under the key were last written
 
 
 class ArtifactStore(ABC):
@@ -108,6 +120,16 @@ class ArtifactStore(ABC):
 
         Only for bytes known to be wrong (a copy that failed its read-back): content
         keys are shared, so deleting good bytes removes them for every version.
+        """
+
+    @abstractmethod
+    def iter_content(self) -> Iterator[StoredObject]:
+        """Every object stored under a content key, in no particular order.
+
+        Only keys ``sha256_of_key`` accepts are listed: temporary uploads, backups and
+        anything else under the store's root are never seen, so a sweep over this
+        listing (``modelreg gc``) cannot touch them. The listing is not a snapshot:
+        objects written or deleted meanwhile may or may not appear.
         """
 
     def local_path(self, sha256: str) -> Path | None:

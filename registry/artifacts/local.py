@@ -7,12 +7,20 @@ folder is a kernel copy (``open_stored`` hands out a real file).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from registry.artifacts.base import ArtifactStore, Readable, content_key
+from registry.artifacts.base import (
+    ArtifactStore,
+    Readable,
+    StoredObject,
+    content_key,
+    sha256_of_key,
+)
 from registry.artifacts.files import file_digest, remove_file, write_verified
 from registry.errors import ArtifactError, InvalidInput
 from registry.models import ArtifactRef
@@ -64,6 +72,17 @@ class LocalArtifactStore(ArtifactStore):
     def delete(self, sha256: str) -> None:
         remove_file(self._path(sha256), f"artifact {sha256[:12]} from {self.root}")
 
+    def iter_content(self) -> Iterator[StoredObject]:
+        # Only regular files whose path is a content key: a temporary file beside a key
+        # (``.<hex>.….part``), a symlink or a folder is never listed.
+        for shard in _entries(self.root / "sha256"):
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for entry in _entries(Path(shard.path)):
+                stored = _stored(shard.name, entry)
+                if stored is not None:
+                    yield stored
+
     @contextmanager
     def open_stored(self, sha256: str) -> Iterator[BinaryIO]:
         path = self._path(sha256)
@@ -75,3 +94,29 @@ class LocalArtifactStore(ArtifactStore):
             raise ArtifactError(f"could not read artifact {sha256[:12]}: {exc}") from exc
         with handle:
             yield handle
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ArtifactError(f"could not list {folder}: {exc}") from exc
+
+
+def _stored(shard: str, entry: os.DirEntry[str]) -> StoredObject | None:
+    try:
+        sha256 = sha256_of_key(f"sha256/{shard}/{entry.name}")
+    except InvalidInput:
+        return None
+    try:
+        if not entry.is_file(follow_symlinks=False):
+            return None
+        info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:  # deleted while listing
+        return None
+    except OSError as exc:
+        raise ArtifactError(f"could not read {entry.path}: {exc}") from exc
+    return StoredObject(sha256, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))

@@ -22,10 +22,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from registry.artifacts.base import ArtifactStore, Readable, content_key
+from registry.artifacts.base import (
+    ArtifactStore,
+    Readable,
+    StoredObject,
+    content_key,
+    sha256_of_key,
+)
 from registry.artifacts.files import check_digest, file_digest
 from registry.errors import ArtifactError, ArtifactUnavailable, InvalidInput
 from registry.models import ArtifactRef
@@ -236,6 +243,21 @@ class S3ArtifactStore(ArtifactStore):
         with _translated(f"delete {self.uri_for(sha256)}"):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
 
+    def iter_content(self) -> Iterator[StoredObject]:
+        # Listed under ``<prefix>/sha256/`` only, and each key checked: temporary uploads
+        # (``<prefix>/tmp/…``), backups and foreign objects are never listed.
+        root = f"{self.prefix}/" if self.prefix else ""
+        what = f"list {self.uri_root}/sha256/"
+        with _translated(what):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{root}sha256/"
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    stored = _stored(item, root)
+                    if stored is not None:
+                        yield stored
+
     def _copy_in(self, source: ArtifactStore, ref: ArtifactRef) -> None:
         path = source.local_path(ref.sha256)
         if isinstance(source, S3ArtifactStore) and source.endpoint_url == self.endpoint_url:
@@ -282,3 +304,14 @@ class S3ArtifactStore(ArtifactStore):
             yield _TranslatedBody(body, f"read {uri}")
         finally:
             body.close()
+
+
+def _stored(item: dict[str, Any], root: str) -> StoredObject | None:
+    key = str(item["Key"])[len(root) :]
+    try:
+        sha256 = sha256_of_key(key)
+    except InvalidInput:
+        return None
+    modified = item["LastModified"]
+    modified = modified.replace(tzinfo=UTC) if modified.tzinfo is None else modified.astimezone(UTC)
+    return StoredObject(sha256, int(item["Size"]), modified)
