@@ -21,9 +21,15 @@ def connect(
     every change it makes.
 
     Without a token a server store still opens (nothing is asked of the server yet);
-    its first call then fails with ``Unauthenticated`` and the server's message."""
+    its first call then fails with ``Unauthenticated`` and the server's message.
+
+    With ``settings.read_registry_url`` (for ``settings.registry_url``), a ``ReplicatedStore``:
+    writes to the registry, reads from that read-only PostgreSQL replica whenever it
+    has caught up with what this process wrote."""
     settings = settings or Settings.from_env()
     target = url or settings.registry_url
+    if settings.read_registry_url and target == settings.registry_url:
+        return _replicated(target, settings.read_registry_url, settings, origin)
     if target.startswith(("sqlite:", "postgresql:", "postgresql+")):
         from registry.store.sql import SqlStore
 
@@ -41,6 +47,18 @@ def connect(
     raise InvalidInput(
         f"unsupported registry URL {target!r}: use sqlite:///…, postgresql://… or http(s)://…"
     )
+
+
+def _replicated(
+    target: str, read_url: str, settings: Settings, origin: Origin | None
+) -> RegistryStore:
+    """The primary at ``target`` with reads from the replica at ``read_url``
+    (``settings.read_registry_url``, MODELREG_READ_URL)."""
+    from registry.store.replicated import check_read_url, open_replicated
+    from registry.store.sql import SqlStore
+
+    check_read_url(target, read_url)
+    return open_replicated(SqlStore(target, actor=settings.actor, origin=origin), read_url)
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:

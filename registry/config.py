@@ -61,6 +61,9 @@ class Settings(BaseModel):
     # How long a write to a registry server is retried through an outage before it
     # fails (a registration then goes to the outbox): MODELREG_WRITE_RETRY_S.
     write_retry_s: float = Field(default=30.0, ge=0, le=3600)
+    # A read-only PostgreSQL replica of ``registry_url`` (MODELREG_READ_URL): reads go
+    # there unless it is behind this process's own writes (registry.store.replicated).
+    read_registry_url: str | None = None
     # The secret that keys data subjects' ids (MODELREG_SUBJECT_SECRET, hex); None: the
     # key file ``<home>/subject.key`` (registry.subjects). Never shown in a repr.
     subject_secret: str | None = Field(default=None, repr=False)
@@ -162,6 +165,7 @@ class Settings(BaseModel):
             "artifact_root": env.get("MODELREG_ARTIFACTS", str(home / "artifacts")),
             "actor": env.get("MODELREG_USER") or _default_actor(),
             "token": env.get("MODELREG_TOKEN") or None,
+            "read_registry_url": env.get("MODELREG_READ_URL") or None,
             "subject_secret": env.get("MODELREG_SUBJECT_SECRET") or None,
         }
         if env.get("MODELREG_WRITE_RETRY_S"):
@@ -193,6 +197,7 @@ class ServerConfig(BaseModel):
     artifact_root: str | None = None
     source_roots: tuple[str, ...] = ()
     mlflow_tracking_url: str | None = None  # resolves runs:/ and models:/m- sources
+    read_registry_url: str | None = None  # a read-only replica for the server's reads
 
     @property
     def artifacts_at(self) -> str:

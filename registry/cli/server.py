@@ -15,6 +15,14 @@ from registry.cli.state import CliState, pass_state
     help="The database to serve: sqlite:///PATH or postgresql://… (default: the global "
     "--registry, $MODELREG_URL, else sqlite:///.modelreg/registry.db).",
 )
+@click.option(
+    "--read-registry",
+    "read_registry_url",
+    metavar="URL",
+    help="A read-only PostgreSQL replica of --registry for the server's reads (writes go "
+    "to --registry; a replica behind what an answer must include is not read). Default: "
+    "the global --read-registry, $MODELREG_READ_URL.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option(
@@ -80,6 +88,7 @@ from registry.cli.state import CliState, pass_state
 def server(
     state: CliState,
     registry_url: str | None,
+    read_registry_url: str | None,
     host: str,
     port: int,
     workers: int,
@@ -110,6 +119,11 @@ def server(
     url = registry_url or state.settings().registry_url
     if url.startswith(("http://", "https://")):
         raise InvalidInput("modelreg server serves a database: give sqlite:///… or postgresql://…")
+    read_url = read_registry_url or state.settings().read_registry_url
+    if read_url is not None:
+        from registry.store.replicated import check_read_url
+
+        check_read_url(url, read_url)
     SqlStore(url, actor="modelreg-server").close()  # migrate once, before the workers start
     config = ServerConfig(
         registry_url=url,
@@ -120,9 +134,13 @@ def server(
         artifact_root=artifact_root,
         source_roots=tuple(source_roots),
         mlflow_tracking_url=mlflow_tracking_url,
+        read_registry_url=read_url,
     )
     config.export()
-    click.echo(f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}")
+    reads = f", reads from {_safe(read_url)}" if read_url else ""
+    click.echo(
+        f"modelreg server on http://{host}:{port} ({workers} worker(s)) for {_safe(url)}{reads}"
+    )
     uvicorn.run(
         "registry.server.app:app_from_env",
         factory=True,

@@ -19,12 +19,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CliState:
     registry_url: str | None = None
     json: bool = False
+    read_registry_url: str | None = None
     _store: RegistryStore | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         from registry.config import Settings
 
-        return Settings.from_env(registry_url=self.registry_url)
+        return Settings.from_env(
+            registry_url=self.registry_url, read_registry_url=self.read_registry_url
+        )
 
     def store(self) -> RegistryStore:
         """The registry, opened on first use and closed when the command ends."""

@@ -61,6 +61,7 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR, group_commit=True)
 
     @asynccontextmanager
+    replica = _read_replica(config)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stops: list[Callable[[], None]] = []
         for target in SERVICES:
@@ -74,6 +75,8 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
             root.close()
 
     api = FastAPI(
+            if replica is not None:
+                replica.close()
         title="modelreg",
         summary="A model registry whose release gates hold at every door.",
         version=_version(),
@@ -87,6 +90,12 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     api.state.reads = ReadCache()
     for target in ROUTERS:
         module, attribute = target.split(":")
+    api.state.replica = replica
+    if replica is not None:
+        from registry.store.replicated import ReadMark, ReplicaLag, display_url
+
+        api.state.replica_lag = ReplicaLag(display_url(replica.url))
+        api.state.written = ReadMark()  # the newest sequence number this process wrote
         api.include_router(
             getattr(importlib.import_module(module), attribute),
             prefix=API,
@@ -103,6 +112,16 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
 
 def app_from_env() -> Any:
     """The uvicorn factory of each worker process: the config ``modelreg server`` exported."""
+def _read_replica(config: ServerConfig) -> SqlStore | None:
+    """The read-only store on ``config.read_registry_url`` (``deps.door`` reads through
+    it when it has caught up), or None. Never migrated: a standby replays the primary's."""
+    if config.read_registry_url is None:
+        return None
+    from registry.store.replicated import read_only_url
+
+    return SqlStore(read_only_url(config.read_registry_url), actor=SERVER_ACTOR, migrate=False)
+
+
     return create_app(ServerConfig.from_env())
 
 

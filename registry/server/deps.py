@@ -14,8 +14,9 @@ from registry.auth import Principal, parse_bearer
 from registry.errors import InvalidInput
 from registry.guard import GuardedStore
 from registry.models import Origin
-from registry.server.reads import ReadCache
+from registry.server.reads import MIN_SEQ_HEADER, ReadCache
 from registry.server.routes.params import storable
+from registry.store.base import RegistryStore
 from registry.store.sql import SqlStore
 
 ORIGIN_HEADER = "x-modelreg-origin"
@@ -59,8 +60,38 @@ async def door(request: Request, who: Annotated[Principal, Depends(principal)]) 
     ``async`` because it does no I/O (a view of the root store, a parsed header): FastAPI
     would otherwise send it to the thread pool, a hand-off that costs more than the work.
     """
-    inner = root_store(request).acting_as(who.name, origin=_origin(request), token=who.name)
+    inner: RegistryStore = root_store(request).acting_as(
+        who.name, origin=_origin(request), token=who.name
+    )
+    # The MLflow sub-app shares no replica (its state has none): its reads stay on the primary.
+    if getattr(request.app.state, "replica", None) is not None:
+        inner = _replicated(request, inner)
     return GuardedStore(inner, who)
+
+
+def _replicated(request: Request, primary: RegistryStore) -> RegistryStore:
+    """``primary`` with its reads from the server's read replica while the replica has
+    reached what this answer must not be older than: the client's ``X-Modelreg-Min-Seq``,
+    the newest write of this process, and what its feed follower has already applied
+    (read at the moment of each read, after the route took the cache's clock, so a
+    cache fill never stores an answer older than an event the follower forgot it for)."""
+    from registry.store.replicated import ReplicatedStore
+
+    state = request.app.state
+    min_seq = _min_seq(request)
+
+    def floor() -> int:
+        feed = getattr(state, "feed", None)
+        return max(min_seq, feed.latest if feed is not None else 0)
+
+    return ReplicatedStore(
+        primary, state.replica, lag=state.replica_lag, mark=state.written, floor=floor
+    )
+
+
+def _min_seq(request: Request) -> int:
+    raw = request.headers.get(MIN_SEQ_HEADER)
+    return int(raw) if raw is not None and raw.isdigit() and len(raw) <= 18 else 0
 
 
 Door = Annotated[GuardedStore, Depends(door)]

@@ -173,7 +173,6 @@ class Feed:
             cut = len(self._ring) - self._memory
             self.floor = self._ring[cut - 1].seq
             del self._ring[:cut]
-        self.latest = max(self.latest, newest)
         self._wake()
 
     def _wake(self) -> None:
