@@ -50,6 +50,7 @@ from registry.models import (
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
+from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.store.base import RegistryStore
 from registry.webhooks import Delivery, Webhook
 
@@ -537,6 +538,16 @@ class GuardedStore(RegistryStore):
     ) -> list[ErasureRequest]:
         return self.inner.erasures(open_only=open_only, model=model)
 
+    # -- retention: admin only (the listing names every model's artifacts) --------------
+    def artifact_references(self) -> ArtifactReferences:
+        self._may(ADMIN, "list artifact references")
+        return self.inner.artifact_references()
+
+    def record_collection(
+        self, items: Sequence[CollectedArtifact], *, reason: str
+    ) -> CollectionRecord:
+        self._may(ADMIN, "record artifact collections")
+        return self.inner.record_collection(items, reason=reason)
 
 def _stage_pointers(stage: Stage) -> tuple[str, ...]:
     """The pointer a stage change moves, as scopes name it. Leaving Production (to

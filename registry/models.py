@@ -522,6 +522,21 @@ def check_subject_key(key: Any) -> str:
     return key
 
 
+def check_dataset_version(dataset: Any, version: Any) -> tuple[str, str]:
+    """A dataset name and version as lineage's ``DatasetRef`` accepts them."""
+    try:
+        ref = DatasetRef.model_validate({"name": dataset, "version": version})
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid dataset version: {validation_message(exc)}") from exc
+    return ref.name, ref.version
+
+
+def check_erasure_request_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"invalid erasure request id {value!r}: expected a whole number >= 1")
+    return value
+
+
 class SubjectManifest(_Output):
     """A dataset version's subject manifest: the artifact listing its subjects' keys."""
 

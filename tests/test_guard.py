@@ -28,6 +28,7 @@ from registry.guard import GuardedStore
 from registry.models import ArtifactRef, Heartbeat, Signature, Stage, VersionCreate
 from registry.release.policy import ReleasePolicy
 from registry.release_models import ReplicaState
+from registry.retention_models import CollectedArtifact
 from registry.store.base import RegistryStore
 from registry.store.sql import SqlStore
 
@@ -42,6 +43,7 @@ SIGNATURE = Signature.model_validate({"features": [{"name": "amount", "dtype": "
 OPEN_POLICY = ReleasePolicy(required=(), regions=(REGION,))
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 T = TypeVar("T")
+UNNAMED_BYTES = CollectedArtifact(sha256="0" * 64, size=1, store="artifacts")
 
 
 def artifact() -> ArtifactRef:
@@ -329,6 +331,15 @@ OPS = [
         lambda s, w: s.replay_webhook(w.webhook, from_seq=0),
         needs=frozenset({"webhook", "served"}),
     ),
+    # retention: the listing names every model's artifacts; recording a collection of
+    # bytes no registration named appends nothing (no model to log it on)
+    Op("artifact_references", ADMIN, lambda s, w: s.artifact_references(), changes=False),
+    Op(
+        "record_collection",
+        ADMIN,
+        lambda s, w: s.record_collection([UNNAMED_BYTES], reason="gc"),
+        changes=False,
+    ),
 ]
 BY_NAME = {op.name: op for op in OPS}
 
@@ -439,6 +450,8 @@ SCOPED = [
     (ADMIN, ("{p}/*",), "create_token", False),
     (ADMIN, ("{p}/*",), "list_tokens", False),
     (ADMIN, ("{p}/*",), "revoke_token", False),
+    (ADMIN, ("{p}/*",), "artifact_references", False),  # lists every model's artifacts
+    (ADMIN, ("{p}/*",), "record_collection", False),
     (ADMIN, ("{p}/*",), "add_webhook", True),  # on {p}/fraud: inside the grant
     (ADMIN, ("{p}/*",), "add_webhook_everywhere", False),  # every model: needs '*'
     (ADMIN, ("{p}/*",), "add_webhook_outside", False),

@@ -45,6 +45,7 @@ ROUTERS = (
     "registry.server.routes.access:router",
     "registry.server.routes.events:router",
     "registry.server.routes.webhooks:router",
+    "registry.server.routes.subjects:router",
 )
 # Background services started with the app: each a callable (app, config) -> stop().
 SERVICES: tuple[str, ...] = (
@@ -59,9 +60,9 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     import importlib
 
     root = store or SqlStore(config.registry_url, actor=SERVER_ACTOR, group_commit=True)
+    replica = _read_replica(config)
 
     @asynccontextmanager
-    replica = _read_replica(config)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stops: list[Callable[[], None]] = []
         for target in SERVICES:
@@ -73,10 +74,10 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
             for stop in reversed(stops):
                 stop()
             root.close()
-
-    api = FastAPI(
             if replica is not None:
                 replica.close()
+
+    api = FastAPI(
         title="modelreg",
         summary="A model registry whose release gates hold at every door.",
         version=_version(),
@@ -88,14 +89,14 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     api.state.store = root
     api.state.config = config
     api.state.reads = ReadCache()
-    for target in ROUTERS:
-        module, attribute = target.split(":")
     api.state.replica = replica
     if replica is not None:
         from registry.store.replicated import ReadMark, ReplicaLag, display_url
 
         api.state.replica_lag = ReplicaLag(display_url(replica.url))
         api.state.written = ReadMark()  # the newest sequence number this process wrote
+    for target in ROUTERS:
+        module, attribute = target.split(":")
         api.include_router(
             getattr(importlib.import_module(module), attribute),
             prefix=API,
@@ -110,8 +111,6 @@ def create_app(config: ServerConfig, *, store: SqlStore | None = None) -> Any:
     return FastReads(BodyLimit(IdempotentWrites(marked, root), config.max_body_bytes), api.state)
 
 
-def app_from_env() -> Any:
-    """The uvicorn factory of each worker process: the config ``modelreg server`` exported."""
 def _read_replica(config: ServerConfig) -> SqlStore | None:
     """The read-only store on ``config.read_registry_url`` (``deps.door`` reads through
     it when it has caught up), or None. Never migrated: a standby replays the primary's."""
@@ -122,6 +121,8 @@ def _read_replica(config: ServerConfig) -> SqlStore | None:
     return SqlStore(read_only_url(config.read_registry_url), actor=SERVER_ACTOR, migrate=False)
 
 
+def app_from_env() -> Any:
+    """The uvicorn factory of each worker process: the config ``modelreg server`` exported."""
     return create_app(ServerConfig.from_env())
 
 

@@ -9,6 +9,7 @@ never runs.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -28,6 +29,10 @@ class _TooLarge(HTTPException):
 
 
 MLFLOW_PREFIX = "/api/2.0/"
+# A subject manifest lists every subject key of a dataset version (~67 bytes each as
+# JSON): 100,000 subjects are ~6.7 MB. That one route may carry up to this much.
+MANIFEST_MAX_BYTES = 128 << 20
+_MANIFEST_ROUTE = re.compile(r"^/api/v1/datasets/.+/versions/[^/]+/manifest$")
 
 
 class BodyLimit:
@@ -40,9 +45,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        mlflow = scope.get("path", "").startswith(MLFLOW_PREFIX)
-        if declared is not None and declared > self.max_bytes:
-            await _refuse(send, self.max_bytes, mlflow=mlflow)
+        path = scope.get("path", "")
+        mlflow = path.startswith(MLFLOW_PREFIX)
+        limit = self.max_bytes
+        if scope.get("method") == "POST" and _MANIFEST_ROUTE.match(path):
+            limit = max(limit, MANIFEST_MAX_BYTES)
+        if declared is not None and declared > limit:
+            await _refuse(send, limit, mlflow=mlflow)
             return
         seen = 0
 
@@ -51,14 +60,14 @@ class BodyLimit:
             message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLarge:  # read outside the FastAPI app (the idempotency layer)
-            await _refuse(send, self.max_bytes, mlflow=mlflow)
+            await _refuse(send, limit, mlflow=mlflow)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -31,6 +31,7 @@ from registry.models import (
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
+from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.webhooks import Delivery, Webhook
 
 
@@ -483,3 +484,21 @@ class RegistryStore(ABC):
     ) -> list[ErasureRequest]:
         """Erasure requests, oldest first (only those with an open item; only items of
         ``model``, and only requests that have one)."""
+
+    # -- retention (``modelreg gc``) ---------------------------------------------------
+    @abstractmethod
+    def artifact_references(self) -> ArtifactReferences:
+        """Every artifact digest the registry refers to, read in one snapshot: each
+        version's artifact with why the version must stay (``protected``: it ever served
+        in Production, is bound by an app release, carries an alias, or is in Staging or
+        Production), the digests of every version that ever served, and the subject
+        manifests. Admin only on a server: it lists every model."""
+
+    @abstractmethod
+    def record_collection(
+        self, items: Sequence[CollectedArtifact], *, reason: str
+    ) -> CollectionRecord:
+        """Log bytes ``modelreg gc`` removed: one ``artifact.collected`` event per item
+        (``details``: sha256 and size; ``subject``: the store) on the model whose version
+        was registered with that digest, or with the bundle's (``via``), deleted or
+        not. Items no registration ever named come back as ``unattributed``."""

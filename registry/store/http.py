@@ -74,6 +74,7 @@ from registry.models import (
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
+from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.store.base import RegistryStore
 from registry.webhooks import Delivery, Webhook
 
@@ -594,6 +595,18 @@ class HttpStore(RegistryStore):
             query["model"] = model
         return _list(ErasureRequest, self._get("/erasures", query))
 
+    # -- retention -----------------------------------------------------------------------
+    def artifact_references(self) -> ArtifactReferences:
+        return _as(ArtifactReferences, self._get("/retention/references"))
+
+    def record_collection(
+        self, items: Sequence[CollectedArtifact], *, reason: str
+    ) -> CollectionRecord:
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise InvalidInput("record_collection takes a list of CollectedArtifact")
+        body = {"items": [_collected(item) for item in items], "reason": reason}
+        return _as(CollectionRecord, self._write("POST", "/retention/collections", body))
+
     # -- the wire ------------------------------------------------------------------------
     def _saw(self, seq: int) -> None:
         if seq > _SEEN.get(self._base, 0):
@@ -826,3 +839,9 @@ def _tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def _collected(item: CollectedArtifact) -> dict[str, Any]:
+    if not isinstance(item, CollectedArtifact):
+        raise InvalidInput(f"a collected artifact must be a CollectedArtifact, got {item!r}")
+    return item.model_dump(mode="json")

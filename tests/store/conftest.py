@@ -73,6 +73,7 @@ HTTP_MODULES = frozenset(
         "test_lineage",
         "test_fleet",
         "test_lifecycle",
+        "test_subjects",
     }
 )
 # Every store test needs ``store_url`` through ``make_store``; only asking for it by

@@ -151,9 +151,7 @@ def test_a_bad_key_refuses_the_whole_manifest(store: RegistryStore, subjects: ob
 
 
 @pytest.mark.parametrize(("dataset", "version"), [("", "d1"), ("tx", ""), ("tx" * 200, "d1")])
-def test_a_bad_dataset_version_is_invalid(
-    store: RegistryStore, dataset: str, version: str
-) -> None:
+def test_a_bad_dataset_version_is_invalid(store: RegistryStore, dataset: str, version: str) -> None:
     with pytest.raises(InvalidInput, match="invalid dataset version"):
         store.record_subject_manifest(dataset, version, manifest_ref("tx", "d1", [ALICE]), [ALICE])
 

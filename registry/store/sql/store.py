@@ -15,6 +15,7 @@ from registry.store.sql.pointers import PointersMixin
 from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
 from registry.store.sql.release import ReleaseMixin
+from registry.store.sql.retention import RetentionMixin
 from registry.store.sql.subjects import SubjectsMixin
 from registry.store.sql.versions import VersionsMixin
 from registry.store.sql.webhooks import WebhooksMixin
@@ -31,6 +32,7 @@ class SqlStore(
     FleetMixin,
     AccessMixin,
     WebhooksMixin,
+    RetentionMixin,
     SubjectsMixin,
     RegistryStore,
 ):

@@ -21,7 +21,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.models import (
     ArtifactRef,
-    DatasetRef,
     ErasureItem,
     ErasureRequest,
     EventDetails,
@@ -31,6 +30,8 @@ from registry.models import (
     SubjectHit,
     SubjectLineage,
     SubjectManifest,
+    check_dataset_version,
+    check_erasure_request_id,
     check_model_name,
     check_subject_key,
     check_version,
@@ -83,7 +84,7 @@ class SubjectsMixin:
     def record_subject_manifest(
         self, dataset: str, version: str, manifest: ArtifactRef, subjects: Sequence[str]
     ) -> SubjectManifest:
-        dataset, version = _dataset_version(dataset, version)
+        dataset, version = check_dataset_version(dataset, version)
         manifest = _artifact(manifest)
         keys, count = _sorted_prefixes(subjects)
         with self.db.write() as conn:
@@ -146,7 +147,7 @@ class SubjectsMixin:
         return int(row.id), int(row.manifests), bytes(row.head)
 
     def subject_manifest(self, dataset: str, version: str) -> SubjectManifest:
-        dataset, version = _dataset_version(dataset, version)
+        dataset, version = check_dataset_version(dataset, version)
         with self.db.read() as conn:
             row = conn.execute(
                 select(*_MANIFEST_COLUMNS)
@@ -245,7 +246,7 @@ class SubjectsMixin:
     def justify_erasure(
         self, request_id: int, name: str, version: int, *, reason: str
     ) -> ErasureRequest:
-        request_id = _request_id(request_id)
+        request_id = check_erasure_request_id(request_id)
         check_model_name(name)
         check_version(version)
         reason = check_reason(reason, "a justification")
@@ -328,15 +329,6 @@ class SubjectsMixin:
 # ---------------------------------------------------------------- validation
 
 
-def _dataset_version(dataset: Any, version: Any) -> tuple[str, str]:
-    """The dataset name and version as lineage's DatasetRef accepts them."""
-    try:
-        ref = DatasetRef.model_validate({"name": dataset, "version": version})
-    except ValidationError as exc:
-        raise InvalidInput(f"invalid dataset version: {validation_message(exc)}") from exc
-    return ref.name, ref.version
-
-
 def _artifact(manifest: Any) -> ArtifactRef:
     if isinstance(manifest, ArtifactRef):
         return manifest
@@ -354,12 +346,6 @@ def _sorted_prefixes(subjects: Any) -> tuple[bytes, int]:
     distinct = {check_subject_key(key) for key in subjects}
     prefixes = sorted({bytes.fromhex(key[: 2 * KEY_BYTES]) for key in distinct})
     return b"".join(prefixes), len(distinct)
-
-
-def _request_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"invalid erasure request id {value!r}: expected a whole number >= 1")
-    return value
 
 
 # ---------------------------------------------------------------- the index
