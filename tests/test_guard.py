@@ -14,6 +14,8 @@ holding only the parts it needs (building is most of a case's cost).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ SIGNATURE = Signature.model_validate({"features": [{"name": "amount", "dtype": "
 OPEN_POLICY = ReleasePolicy(required=(), regions=(REGION,))
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 T = TypeVar("T")
+MANIFEST = ArtifactRef(uri="file:///manifests/m", sha256="ab" * 32, size=64, format="subjects")
 UNNAMED_BYTES = CollectedArtifact(sha256="0" * 64, size=1, store="artifacts")
 
 
@@ -61,6 +64,7 @@ class World:
 
     prefix: str
     webhook: int = 0
+    erasure: int = 0  # the erasure request the setup made (0: none)
 
     @property
     def fraud(self) -> str:  # the default protected aliases: production, champion
@@ -86,11 +90,19 @@ class World:
     def victim(self) -> str:  # a token to revoke
         return f"{self.prefix}-victim"
 
+    @property
+    def data(self) -> str:  # a dataset with a subject manifest (v1 holds ``subject``)
+        return f"{self.prefix}-data"
+
+    @property
+    def subject(self) -> str:  # a subject key of this world
+        return hashlib.sha256(self.prefix.encode()).hexdigest()
+
     def format(self, scope: str) -> str:
         return scope.format(p=self.prefix, fraud=self.fraud, outside=self.outside)
 
 
-PARTS = frozenset({"served", "risk", "outside", "app", "victim", "webhook"})
+PARTS = frozenset({"served", "risk", "outside", "app", "victim", "webhook", "erasure"})
 
 
 def build_world(store: SqlStore, parts: frozenset[str] = PARTS) -> World:
@@ -98,7 +110,8 @@ def build_world(store: SqlStore, parts: frozenset[str] = PARTS) -> World:
     ``parts``: ``served`` (v1 served, then v2: v2 in Production, v1 verified where it
     may come back), ``risk`` ({p}/risk v1 in Staging, under a policy protecting
     ``gold``), ``outside`` ({p}-outside v1), ``app`` (app release {p}-app@r1),
-    ``victim`` (token {p}-victim), ``webhook`` (on {p}/fraud's promotions)."""
+    ``victim`` (token {p}-victim), ``webhook`` (on {p}/fraud's promotions), ``erasure``
+    ({p}/fraud v5 trained on {p}-data@v1, whose subject is under an erasure request)."""
     world = World(f"w{uuid.uuid4().hex[:10]}")
     fraud = world.fraud
     store.set_policy(fraud, OPEN_POLICY, reason="setup")
@@ -125,9 +138,15 @@ def build_world(store: SqlStore, parts: frozenset[str] = PARTS) -> World:
         store.create_app_release(world.app, "r1", SIGNATURE)
     if "victim" in parts:
         store.create_token(world.victim, R)
+    if "erasure" in parts:
+        store.record_subject_manifest(world.data, "v1", artifact(), [world.subject])
+        lineage = {"datasets": [{"name": world.data, "version": "v1"}]}
+        store.register(fraud, artifact(), meta(lineage=lineage))
+        request = store.request_erasure(world.subject, reason="setup")
+        world = dataclasses.replace(world, erasure=request.id)
     if "webhook" in parts:
         webhook, _secret = store.add_webhook("http://127.0.0.1:9/hook", ["promoted"], model=fraud)
-        return World(world.prefix, webhook.id)
+        return dataclasses.replace(world, webhook=webhook.id)
     return world
 
 
@@ -157,6 +176,8 @@ def observe(store: SqlStore, world: World) -> dict[str, Any]:
         "tokens": store.list_tokens(),
         "webhooks": store.list_webhooks(),
         "deliveries": store.webhook_deliveries(world.webhook) if world.webhook else None,
+        "manifest": _maybe(lambda data: store.subject_manifest(data, "v1"), world.data),
+        "erasures": store.erasures(),
     }
 
 
@@ -341,6 +362,21 @@ OPS = [
         changes=False,
     ),
 ]
+# data subjects: recording a manifest is a data scientist's, erasure an admin's
+OPS += [
+    Op(
+        "record_subject_manifest",
+        DS,
+        lambda s, w: s.record_subject_manifest(w.data, "v1", MANIFEST, [w.subject]),
+    ),
+    Op("request_erasure", ADMIN, lambda s, w: s.request_erasure(w.subject, reason="art. 17")),
+    Op(
+        "justify_erasure",
+        ADMIN,
+        lambda s, w: s.justify_erasure(w.erasure, w.fraud, 5, reason="kept"),
+        needs=frozenset({"erasure"}),
+    ),
+]
 BY_NAME = {op.name: op for op in OPS}
 
 
@@ -414,6 +450,9 @@ def test_the_matrix_covers_every_write_of_the_interface() -> None:
         "production_at",
         "search",
         "lineage_impact",
+        "subject_manifest",
+        "subject_lineage",
+        "erasures",
         "fleet",
         "replicas",
         "ready_in_regions",
@@ -452,6 +491,10 @@ SCOPED = [
     (ADMIN, ("{p}/*",), "revoke_token", False),
     (ADMIN, ("{p}/*",), "artifact_references", False),  # lists every model's artifacts
     (ADMIN, ("{p}/*",), "record_collection", False),
+    (ADMIN, ("{p}/*",), "request_erasure", False),  # any model's versions: needs '*'
+    (ADMIN, ("{p}/*",), "justify_erasure", True),  # one version of {p}/fraud
+    (ADMIN, ("{p}-outside",), "justify_erasure", False),
+    (DS, ("{p}/*",), "record_subject_manifest", False),  # datasets are registry-wide
     (ADMIN, ("{p}/*",), "add_webhook", True),  # on {p}/fraud: inside the grant
     (ADMIN, ("{p}/*",), "add_webhook_everywhere", False),  # every model: needs '*'
     (ADMIN, ("{p}/*",), "add_webhook_outside", False),
@@ -553,6 +596,9 @@ READS: list[tuple[str, Callable[[RegistryStore, World], object]]] = [
     ("production_at", lambda s, w: s.production_at(w.fraud, datetime.now(UTC))),
     ("search", lambda s, w: s.search("stage = 'Production'", limit=5)),
     ("lineage_impact", lambda s, w: s.lineage_impact(commit="9f1c")),
+    ("subject_manifest", lambda s, w: s.subject_manifest(w.data, "v1")),
+    ("subject_lineage", lambda s, w: s.subject_lineage(w.subject)),
+    ("erasures", lambda s, w: s.erasures(model=w.fraud)),
     ("fleet", lambda s, w: s.fleet(w.fraud)),
     ("replicas", lambda s, w: s.replicas(w.fraud, 1)),
     ("ready_in_regions", lambda s, w: s.ready_in_regions(w.fraud, 1, [REGION, "eu-west"])),

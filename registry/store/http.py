@@ -71,6 +71,11 @@ from registry.models import (
     SubjectLineage,
     SubjectManifest,
     VersionCreate,
+    check_dataset_version,
+    check_erasure_request_id,
+    check_model_name,
+    check_subject_key,
+    check_version,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
@@ -556,35 +561,40 @@ class HttpStore(RegistryStore):
         return int(self._write("POST", f"/webhooks/{int(webhook_id)}/replay", body)["queued"])
 
     # -- data subjects -------------------------------------------------------------------
+    # Inputs are checked here as the store checks them, so a bad one is the same one
+    # line over HTTP (and a 100,000-key manifest is not sent to be refused).
     def record_subject_manifest(
         self, dataset: str, version: str, manifest: ArtifactRef, subjects: Sequence[str]
     ) -> SubjectManifest:
         # The keys go as a JSON list of hex strings (~67 bytes each); the server allows
         # this one route a larger body than the rest (``registry.server.limits``).
-        if isinstance(subjects, str):
-            raise InvalidInput("subjects must be a list of subject keys, not one string")
+        dataset, version = check_dataset_version(dataset, version)
+        if isinstance(subjects, str | bytes) or not isinstance(subjects, Sequence | set):
+            raise InvalidInput("subjects must be a list of subject keys")
+        keys = [check_subject_key(key) for key in subjects]
         if not isinstance(manifest, ArtifactRef):
             raise InvalidInput(f"a manifest must be an ArtifactRef, got {type(manifest).__name__}")
-        body = {"manifest": manifest.model_dump(mode="json"), "subjects": list(subjects)}
-        path = f"/datasets/{_segment(dataset)}/versions/{_segment(version)}/manifest"
-        return _as(SubjectManifest, self._write("POST", path, body))
+        body = {"manifest": manifest.model_dump(mode="json"), "subjects": keys}
+        return _as(SubjectManifest, self._write("POST", _manifest(dataset, version), body))
 
     def subject_manifest(self, dataset: str, version: str) -> SubjectManifest:
-        path = f"/datasets/{_segment(dataset)}/versions/{_segment(version)}/manifest"
-        return _as(SubjectManifest, self._get(path))
+        dataset, version = check_dataset_version(dataset, version)
+        return _as(SubjectManifest, self._get(_manifest(dataset, version)))
 
     def subject_lineage(self, subject: str) -> SubjectLineage:
-        return _as(SubjectLineage, self._get(f"/subjects/{_segment(subject)}/lineage"))
+        path = f"/subjects/{check_subject_key(subject)}/lineage"
+        return _as(SubjectLineage, self._get(path))
 
     def request_erasure(self, subject: str, *, reason: str) -> ErasureRequest:
-        body = {"subject": subject, "reason": reason}
+        body = {"subject": check_subject_key(subject), "reason": reason}
         return _as(ErasureRequest, self._write("POST", "/erasures", body))
 
     def justify_erasure(
         self, request_id: int, name: str, version: int, *, reason: str
     ) -> ErasureRequest:
-        body = {"name": name, "version": version, "reason": reason}
-        path = f"/erasures/{_segment(request_id)}/justify"
+        request_id = check_erasure_request_id(request_id)
+        body = {"name": check_model_name(name), "version": check_version(version), "reason": reason}
+        path = f"/erasures/{request_id}/justify"
         return _as(ErasureRequest, self._write("POST", path, body))
 
     def erasures(
@@ -768,6 +778,11 @@ def _name(name: str) -> str:
 
 def _at(name: str, ref: str | int) -> str:
     return f"{_name(name)}@{_segment(ref)}"
+
+
+def _manifest(dataset: str, version: str) -> str:
+    """A dataset's name may hold ``/`` (the route takes it as a path); its version not."""
+    return f"/datasets/{_name(dataset)}/versions/{_segment(version)}/manifest"
 
 
 def _release(app: str, release: str) -> str:
