@@ -549,6 +549,7 @@ class GuardedStore(RegistryStore):
         self._may(ADMIN, "record artifact collections")
         return self.inner.record_collection(items, reason=reason)
 
+
 def _stage_pointers(stage: Stage) -> tuple[str, ...]:
     """The pointer a stage change moves, as scopes name it. Leaving Production (to
     Archived) moves ``production`` too, so archiving needs that grant as well."""

@@ -46,6 +46,7 @@ ROUTERS = (
     "registry.server.routes.events:router",
     "registry.server.routes.webhooks:router",
     "registry.server.routes.subjects:router",
+    "registry.server.routes.retention:router",
 )
 # Background services started with the app: each a callable (app, config) -> stop().
 SERVICES: tuple[str, ...] = (
