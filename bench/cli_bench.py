@@ -1,0 +1,265 @@
+"""The CLI at 100,000 versions (#13): every read command as a whole process.
+
+    python bench/cli_bench.py [--versions 100000] [--runs 5] [--db PATH] [--out bench/results]
+
+Setup (untimed, kept in ``--db`` so a second run reuses it): one SQLite registry with
+100,000 versions of ``fraud-detector``, 60 stage changes of it (promotions and
+rollbacks), 30 app releases bound to it, and 50 other models of 20 versions each.
+
+Each command runs as its own process, interpreter start included, ``--runs`` times
+after one warm-up run. The report gives the p50 wall time and the peak RSS of the
+child (``wait4``'s ``ru_maxrss``), and for ``history --all --json`` the events it
+streamed per second. A command the CLI does not have yet is reported as missing, not
+skipped silently. Targets (#13): p50 < 0.5 s, RSS < 120 MB, >= 50,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib import Report, Target, log, verdict
+from registry_bench import (
+    UNGATED,
+    fill,
+    machine_info,
+    promote_to_production,
+    record_release_facts,
+)
+
+from registry.store.sql import SqlStore
+
+MODEL = "fraud-detector"
+OTHERS = 50
+OTHER_VERSIONS = 20
+RELEASES = 30
+STAGE_CHANGES = 60
+P50_S = Target("<", 0.5, " s")
+RSS_MB = Target("<", 120, " MB")
+STREAM = Target(">=", 50_000, " events/s")
+# The figures #13 was filed with, for the report's "before" column.
+BEFORE = {"history": {"p50_s": 33.0, "rss_mb": 634.0}}
+
+
+def build(db: Path, versions: int) -> dict[str, Any]:
+    """The registry the issue describes; returns what the commands need to name."""
+    marker = db.with_suffix(".json")
+    if db.exists() and marker.exists():
+        facts = json.loads(marker.read_text())
+        if facts.get("versions") == versions:
+            log(f"reusing {db}")
+            return facts
+        db.unlink()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    store = SqlStore(f"sqlite:///{db}", actor="bench")
+    try:
+        store.create_model(MODEL)
+        store.set_policy(MODEL, UNGATED, reason="bench: no gates")
+        for start in range(0, versions, 10_000):
+            fill(store, MODEL, min(10_000, versions - start), start)
+            log(f"  {start + 10_000:,} versions")
+        promoted = _stage_changes(store, versions)
+        at = datetime.now(UTC).isoformat()
+        _releases(store, promoted[-1])
+        for m in range(OTHERS):
+            name = f"model-{m:02d}"
+            store.create_model(name)
+            fill(store, name, OTHER_VERSIONS)
+        facts = {
+            "versions": versions,
+            "production": promoted[-1],
+            "previous": promoted[-2],
+            "at": at,
+            "since_seq": max(0, store.latest_seq() - 200),
+            "build_s": round(time.perf_counter() - started, 1),
+        }
+    finally:
+        store.close()
+    marker.write_text(json.dumps(facts))
+    return facts
+
+
+def _stage_changes(store: SqlStore, versions: int) -> list[int]:
+    """Promotions spread over the versions and a rollback every fifth one."""
+    step = max(1, versions // (STAGE_CHANGES + 1))
+    promoted: list[int] = []
+    changes = 0
+    version = step
+    while changes < STAGE_CHANGES and version <= versions:
+        record_release_facts(store, MODEL, version, promoted[-1] if promoted else None)
+        promote_to_production(store, MODEL, version)
+        promoted.append(version)
+        changes += 1
+        if changes % 5 == 0 and len(promoted) > 1 and changes < STAGE_CHANGES:
+            store.rollback(MODEL, reason="bench rollback")
+            promoted.append(promoted[-2])
+            changes += 1
+        version += step
+    return promoted
+
+
+def _releases(store: SqlStore, version: int) -> None:
+    """Releases of one app, each bound to the Production version (the schema it sends is
+    the version's own signature, so every binding passes)."""
+    signature = store.get_version(MODEL, version).signature
+    assert signature is not None
+    for r in range(RELEASES):
+        release = f"1.{r}.0"
+        store.create_app_release("checkout", release, signature)
+        store.bind_app_release("checkout", release, MODEL, follow="production")
+
+
+def commands(facts: dict[str, Any]) -> dict[str, list[str]]:
+    prod, prev = facts["production"], facts["previous"]
+    return {
+        "models": ["models"],
+        "versions": ["versions", MODEL],
+        "show": ["show", MODEL, "production"],
+        "history": ["history", MODEL],
+        "history --at": ["history", MODEL, "--at", facts["at"]],
+        "search": ["search", "metrics.auc > 0.999 and tags.team = 'team-3'"],
+        "diff": ["diff", MODEL, str(prev), str(prod)],
+        "lineage impact": ["lineage", "impact", "--dataset", "transactions@2026-11-05"],
+        "events": ["events", "--since", str(facts["since_seq"]), "--limit", "100"],
+        "rollback --dry-run": ["rollback", MODEL, "--dry-run"],
+    }
+
+
+def run(
+    argv: list[str], env: dict[str, str], out: Any = subprocess.DEVNULL
+) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MB, exit code, last stderr line) of one whole process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    lines = err.decode(errors="replace").strip().splitlines()
+    return wall, usage.ru_maxrss / 1024, proc.returncode, lines[-1] if lines else ""
+
+
+def measure(exe: str, args: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
+    run([exe, *args], env)
+    walls, rss = [], []
+    for _ in range(runs):
+        wall, mb, code, last = run([exe, *args], env)
+        if code != 0:
+            return {"failed": f"exit {code}: {last}"[:200]}
+        walls.append(wall)
+        rss.append(mb)
+    return {"p50_s": statistics.median(walls), "rss_mb": max(rss), "runs": runs}
+
+
+def stream_rate(exe: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    """``history --all --json``: events written per second, and the child's peak RSS."""
+    out_path = tmp / "history.json"
+    with out_path.open("wb") as out:
+        wall, mb, code, last = run([exe, "history", MODEL, "--all", "--json"], env, out)
+    if code != 0:
+        return {"failed": f"exit {code}: {last}"[:200]}
+    events = _count_events(out_path)
+    return {"events": events, "wall_s": wall, "events_per_s": events / wall, "rss_mb": mb}
+
+
+def _count_events(path: Path) -> int:
+    text = path.read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return sum(1 for line in text.splitlines() if line.strip())
+    if isinstance(doc, dict):
+        doc = doc.get("events", [])
+    return len(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/modelreg-cli-bench/registry.db"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    facts = build(args.db, args.versions)
+    exe = shutil.which("modelreg", path=str(Path(sys.executable).parent)) or "modelreg"
+    env = {**os.environ, "MODELREG_URL": f"sqlite:///{args.db}", "COLUMNS": "120"}
+    env.pop("MODELREG_HOME", None)
+    env.pop("MODELREG_READ_URL", None)
+    report = Report("sqlite")
+    report.details["setup"] = facts
+    figures: dict[str, Any] = {}
+    for label, cmd in commands(facts).items():
+        log(f"modelreg {' '.join(cmd)}")
+        got = measure(exe, cmd, env, args.runs)
+        figures[label] = got
+        if "failed" in got:
+            report.note(f"{label}: {got['failed']}")
+            report.add(label, "p50 wall", None, "s", P50_S)
+            continue
+        report.add(label, "p50 wall", got["p50_s"], "s", P50_S)
+        report.add(label, "peak RSS", got["rss_mb"], "MB", RSS_MB)
+    streamed = stream_rate(exe, env, args.db.parent)
+    figures["history --all --json"] = streamed
+    report.add("history --all --json", "events/s", streamed.get("events_per_s"), "/s", STREAM)
+    report.add("history --all --json", "peak RSS", streamed.get("rss_mb"), "MB", RSS_MB)
+    report.details["figures"] = figures
+    report.details["before"] = BEFORE
+    write(args.out, report)
+    for row in report.rows:
+        print(
+            f"{row['workload']:24} {row['label']:10} {_fmt(row['value']):>10} {row['unit']:6} "
+            f"{row['target'] or '':14} {verdict(row)}"
+        )
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
+
+
+def write(out: Path, report: Report) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "bench": "cli_bench",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "rows": report.rows,
+        "details": report.details,
+        "notes": report.notes,
+    }
+    (out / "cli_bench.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    lines = [
+        "# CLI bench (#13): whole processes at 100,000 versions",
+        "",
+        f"Run {doc['at']}; {report.details['setup']['versions']:,} versions of {MODEL}.",
+        "",
+        "| command | figure | value | target | verdict | before (#13 filed) |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for row in report.rows:
+        before = BEFORE.get(row["workload"], {})
+        was = before.get("p50_s" if row["unit"] == "s" else "rss_mb")
+        lines.append(
+            f"| {row['workload']} | {row['label']} | {_fmt(row['value'])} {row['unit']} | "
+            f"{row['target'] or ''} | {verdict(row)} | {'' if was is None else was} |"
+        )
+    lines += ["", *[f"- {n}" for n in report.notes]]
+    (out / "cli_bench.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
