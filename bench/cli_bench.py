@@ -57,7 +57,7 @@ def build(db: Path, versions: int) -> dict[str, Any]:
     """The registry the issue describes; returns what the commands need to name."""
     marker = db.with_suffix(".json")
     if db.exists() and marker.exists():
-        facts = json.loads(marker.read_text())
+        facts: dict[str, Any] = json.loads(marker.read_text())
         if facts.get("versions") == versions:
             log(f"reusing {db}")
             return facts
