@@ -206,7 +206,8 @@ SCOPED = [
     (DEP, ("{p}/*",), "heartbeat", True),
     (ADMIN, ("{p}/*",), "set_policy", True),
     (ADMIN, ("{p}/*",), "create_token", False),
-    (ADMIN, ("{p}/*",), "list_webhooks", False),
+    (ADMIN, ("{p}/*",), "list_webhooks", True),  # its namespace's: {p}/fraud's
+    (ADMIN, ("{p}/*",), "add_webhook", True),  # on {p}/fraud, inside the grant
     (DEP, ("{fraud}",), "bind_app_release", True),
     (DEP, ("{fraud}",), "alias_policy_protected", False),
     (DS, ("{fraud}@shadow",), "alias", True),
