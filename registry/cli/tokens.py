@@ -25,8 +25,9 @@ def token() -> None:
     "scopes",
     multiple=True,
     metavar="SCOPE",
-    help="Where its writes apply: '*' (default), 'NAMESPACE/*', a model name, optionally "
-    "'@POINTER' (an alias or a stage). Repeat for several.",
+    help="The models it sees and where its writes apply: '*' (default), 'NAMESPACE/*', a "
+    "model name, optionally '@POINTER' (an alias or a stage: writes move only that "
+    "pointer). Repeat for several.",
 )
 @json_option
 @pass_state
