@@ -126,8 +126,9 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def delete_version(self, name: str, version: int) -> None:
-        """Delete a version that never served; ``Conflict`` for one that serves, carries
-        an alias or is bound, or that was ever in Production. Recorded in history."""
+        """Delete a version that never served; ``Conflict`` for one that serves, is in
+        Staging, carries an alias or is bound, or that was ever in Production. Recorded
+        in history."""
 
     @abstractmethod
     def delete_model(self, name: str) -> None:

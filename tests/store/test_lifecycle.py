@@ -130,6 +130,26 @@ def test_a_bound_version_cannot_be_deleted(store: SqlStore) -> None:
     store.delete_version("fraud", 2)
 
 
+def test_a_staged_or_aliased_version_cannot_be_deleted_until_its_pointer_moves(
+    store: SqlStore,
+) -> None:
+    """Every pointer holds its version: a stage (Staging too), a protected alias, any alias."""
+    register_versions(store, "fraud", 3)
+    store.transition("fraud", 1, Stage.STAGING)
+    store.set_aliases("fraud", {"champion": 2}, force=True, reason="pin the champion")
+    store.set_aliases("fraud", {"shadow": 3})
+    before = snapshot(store)
+    for version, why in {1: "in Staging", 2: "alias 'champion'", 3: "alias 'shadow'"}.items():
+        with pytest.raises(Conflict, match=why):
+            store.delete_version("fraud", version)
+    assert snapshot(store) == before
+    store.transition("fraud", 1, Stage.ARCHIVED, reason="not this one")
+    store.set_aliases("fraud", {"shadow": None})
+    store.delete_version("fraud", 1)
+    store.delete_version("fraud", 3)
+    assert [v.version for v in store.list_versions("fraud")] == [2]
+
+
 def test_a_deleted_model_frees_its_name_and_keeps_its_history(store: SqlStore) -> None:
     register_versions(store, "fraud", 2)
     store.update_model("fraud", tags={"team": "payments"})

@@ -5,9 +5,10 @@ them narrow):
 
 - A version is *live* when it serves in Production, carries a protected alias, or is
   bound by an app release; it has *served* when the log shows it in Production once.
-- ``delete_version`` refuses a live version or one that has served: its bytes and
-  facts are the audit trail of what ran, and archiving is how it leaves. Otherwise the
-  version's rows go, and a ``version.deleted`` event stays in the history.
+- ``delete_version`` refuses a live version, one that has served, one under any alias
+  and one in Staging (a stage pointer names it): its bytes and facts are the audit
+  trail of what ran, and archiving is how it leaves. Otherwise the version's rows
+  go, and a ``version.deleted`` event stays in the history.
 - ``delete_model`` refuses when any version is live or has served. Otherwise every
   version goes, and the model row is kept under a tombstone name (``~deleted/ID/NAME``,
   which no model name can equal, and which listings skip) with its whole history and a
@@ -231,6 +232,18 @@ def _keeps(
     for number in ids:
         if number in served:
             kept.setdefault(number, "served in Production (archive it instead: its history stays)")
+    if whole_model:  # a model goes with its Staging versions and plain aliases
+        return kept
+    # Staging is a stage pointer too: a release may be about to promote the version.
+    staged = conn.execute(
+        select(versions_table.c.version).where(
+            versions_table.c.model_id == model.id,
+            versions_table.c.stage == Stage.STAGING.value,
+        )
+    )
+    for (number,) in staged:
+        if int(number) in ids:
+            kept.setdefault(int(number), "is in Staging (move it to Archived first)")
     return kept
 
 

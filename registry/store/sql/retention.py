@@ -30,6 +30,7 @@ from registry.store.sql.common import LockedModel, append_event
 from registry.store.sql.engine import Database
 from registry.store.sql.schema import aliases_table, events_table, models_table, versions_table
 from registry.store.sql.schema_contract import bindings_table
+from registry.store.sql.schema_subjects import subject_manifests_table
 
 _v, _e, _m = versions_table, events_table, models_table
 _CHUNK = 500  # digests per IN (...) list
@@ -199,15 +200,7 @@ def _versions(conn: Connection, served: set[Pair]) -> list[ArtifactUse]:
 
 
 def subject_manifest_digests(conn: Connection) -> set[str]:
-    """The digests of every dataset version's subject manifest (content-addressed too).
-
-    HOOK: the subject manifests' table (``schema_subjects``, migration 0007) is being
-    landed alongside this; while its module is absent there are no manifests to keep.
-    """
-    try:
-        from registry.store.sql.schema_subjects import subject_manifests_table
-    except ImportError:
-        return set()
+    """The digests of every dataset version's subject manifest (content-addressed too)."""
     rows = conn.execute(select(subject_manifests_table.c.sha256))
     return {str(sha) for (sha,) in rows if sha}
 
