@@ -34,14 +34,36 @@ class CliState:
         if self._store is None:
             import registry
 
-            self._store = registry.connect(settings=self.settings())
+            settings = self.settings()
+            self._store = registry.connect(settings=settings)
             click.get_current_context().call_on_close(self._close)
+            _load_read_mark(self._store, settings)
         return self._store
 
     def _close(self) -> None:
         if self._store is not None:
+            _save_read_mark(self._store, self.settings())
             self._store.close()
             self._store = None
+
+
+# A read replica's mark lives in <home>/read-marks.json between commands, so a command
+# never reads a replica older than what an earlier command (of this home) wrote.
+READ_MARKS = "read-marks.json"
+
+
+def _load_read_mark(store: RegistryStore, settings: Settings) -> None:
+    from registry.store.replicated import MarkFile, ReplicatedStore
+
+    if isinstance(store, ReplicatedStore):
+        store.mark.raise_to(MarkFile(settings.home / READ_MARKS).load(store.url))
+
+
+def _save_read_mark(store: RegistryStore, settings: Settings) -> None:
+    from registry.store.replicated import MarkFile, ReplicatedStore
+
+    if isinstance(store, ReplicatedStore):
+        MarkFile(settings.home / READ_MARKS).save(store.url, store.mark.seq)
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

@@ -30,11 +30,14 @@ version a lagging replica has not replayed yet).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -141,6 +144,42 @@ def process_mark(primary_url: str) -> ReadMark:
     older than a write made through another store of the same process."""
     with _MARKS_LOCK:
         return _MARKS.setdefault(primary_url, ReadMark())
+
+
+class MarkFile:
+    """Marks kept between processes in one file (the CLI's ``<home>/read-marks.json``):
+    each ``modelreg`` command is a process of its own, and one that runs after another's
+    write must not read a replica that has not replayed it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, primary_url: str) -> int:
+        try:
+            value = json.loads(self.path.read_text()).get(display_url(primary_url), 0)
+        except (OSError, ValueError, AttributeError):
+            return 0  # no file yet, or one that is not ours: start from nothing
+        return value if isinstance(value, int) else 0
+
+    def save(self, primary_url: str, seq: int) -> None:
+        """Raise the file's mark for ``primary_url`` to ``seq`` (never lower it)."""
+        try:
+            marks = json.loads(self.path.read_text())
+            if not isinstance(marks, dict):
+                marks = {}
+        except (OSError, ValueError):
+            marks = {}
+        key = display_url(primary_url)
+        if seq <= marks.get(key, 0):
+            return
+        marks[key] = seq
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            spare = self.path.with_suffix(f".{os.getpid()}.tmp")
+            spare.write_text(json.dumps(marks))
+            spare.replace(self.path)
+        except OSError as exc:  # the next command reads the primary's answer a bit later
+            log.warning("cannot keep the read mark in %s: %s", self.path, exc)
 
 
 class ReplicaLag:

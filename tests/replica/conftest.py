@@ -97,6 +97,10 @@ class Cluster:
         self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
         self.run("pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-t", "30")
 
+    def running(self) -> bool:
+        command = [*self.as_user, str(self.bin / "pg_ctl"), "status", "-D", str(self.data)]
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -229,12 +233,7 @@ def replicated(replica_pair: ReplicaPair) -> Iterator[Replicated]:
     replica_pair.wait_caught_up()
     yield Replicated(primary_url, _in_schema(replica_pair.replica.url, schema), replica_pair)
     # Whatever the test did to the standby, leave it running and replaying.
-    if subprocess.run(
-        [*replica_pair.replica.as_user, str(replica_pair.replica.bin / "pg_ctl"), "status", "-D"]
-        + [str(replica_pair.replica.data)],
-        capture_output=True,
-        check=False,
-    ).returncode:
+    if not replica_pair.replica.running():
         replica_pair.start_replica()
     replica_pair.resume()
     _sql(replica_pair.primary.url, f'DROP SCHEMA "{schema}" CASCADE')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from release_facts import release, replicate_everywhere
@@ -34,9 +34,7 @@ def _connect(db: Replicated, actor: str = "client") -> RegistryStore:
     """A client as ``registry.connect`` opens one with MODELREG_READ_URL set."""
     import registry
 
-    settings = Settings(
-        registry_url=db.primary_url, read_registry_url=db.replica_url, actor=actor
-    )
+    settings = Settings(registry_url=db.primary_url, read_registry_url=db.replica_url, actor=actor)
     return registry.connect(settings=settings)
 
 
@@ -65,7 +63,10 @@ def test_reads_come_from_the_replica(replicated: Replicated, artifact_for: Artif
     client that wrote nothing since reads the standby, and sees the old pointer (allowed:
     not its write); it sees the new one once the standby replays."""
     with replicated.primary_store() as other:
-        v1, v2 = _serving(other, "fraud", artifact_for, 1)[0], _register(other, "fraud", artifact_for)
+        v1, v2 = (
+            _serving(other, "fraud", artifact_for, 1)[0],
+            _register(other, "fraud", artifact_for),
+        )
         replicated.pair.wait_caught_up()
         replicated.pair.pause()
         release(other, "fraud", v2)
@@ -102,7 +103,7 @@ def test_a_client_reads_its_own_promotion_while_the_replica_lags(
 def test_a_client_reads_its_own_alias_rollback_and_registration_while_the_replica_lags(
     replicated: Replicated, client: RegistryStore, artifact_for: ArtifactFor
 ) -> None:
-    v1, v2 = _serving(client, "fraud", artifact_for, 2)
+    v1, _v2 = _serving(client, "fraud", artifact_for, 2)
     replicate_everywhere(client, "fraud", v1)
     replicated.pair.wait_caught_up()
     replicated.pair.pause()
@@ -116,7 +117,7 @@ def test_a_client_reads_its_own_alias_rollback_and_registration_while_the_replic
 
     v3 = _register(client, "fraud", artifact_for)
     assert client.get_version("fraud", v3).version == v3
-    assert [mv.version for mv in client.list_versions("fraud")][0] == v3
+    assert client.list_versions("fraud")[0].version == v3
     assert client.resolve("fraud", "latest") == v3
 
     client.update_version("fraud", v3, tags={"team": "payments"})
@@ -150,7 +151,7 @@ def test_a_caught_up_replica_serves_reads_again_after_a_write(
     _register(client, "fraud", artifact_for)
     replicated.pair.wait_caught_up()
     assert isinstance(client, ReplicatedStore)
-    client.lag.RECHECK_S = 0  # type: ignore[misc]
+    client.lag.RECHECK_S = 0
     assert client.get_model("fraud").name == "fraud"
     assert client.lag.reached >= client.mark.seq
     replicated.pair.pause()
@@ -186,7 +187,7 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary_and_is_used_again_whe
     v1 = _serving(client, "fraud", artifact_for, 1)[0]
     replicated.pair.wait_caught_up()
     assert isinstance(client, ReplicatedStore)
-    client.lag.RETRY_S = 0  # type: ignore[misc]
+    client.lag.RETRY_S = 0
     replicated.pair.stop_replica()
     with caplog.at_level("WARNING", logger="registry.replica"):
         assert client.resolve("fraud", "production") == v1
@@ -206,9 +207,12 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary_and_is_used_again_whe
 
 def test_a_replica_store_never_writes(replicated: Replicated, artifact_for: ArtifactFor) -> None:
     """Replica connections are read-only transactions, even on a writable database."""
-    with SqlStore(read_only_url(replicated.primary_url), actor="x", migrate=False) as store:
-        with pytest.raises(RegistryError, match="read-only transaction"):
-            store.register("fraud", artifact_for(b"x"), VersionCreate())
+    read_only = read_only_url(replicated.primary_url)
+    with (
+        SqlStore(read_only, actor="x", migrate=False) as store,
+        pytest.raises(RegistryError, match="read-only transaction"),
+    ):
+        store.register("fraud", artifact_for(b"x"), VersionCreate())
     with SqlStore(replicated.primary_url, actor="x") as primary:
         assert primary.list_models() == []
 
@@ -230,24 +234,25 @@ def test_a_sqlite_or_server_read_url_is_refused_with_one_line(tmp_path: Any) -> 
 # ---------------------------------------------------------------- routing, exhaustively
 
 
-class _Recorder(RegistryStore):
-    """A store that records which methods were called on it and answers nothing."""
+class _Recorder:
+    """Stands in for a store: records which methods were called on it, answers nothing."""
 
     actor = "recorder"
+    origin = None
+    url = ""
 
     def __init__(self) -> None:
         self.called: list[str] = []
 
-    def __getattribute__(self, name: str) -> Any:
-        if name in RegistryStore.__abstractmethods__:
-            called: list[str] = object.__getattribute__(self, "called")
-            if name == "latest_seq":
-                return lambda *a, **k: called.append(name) or 0
-            return lambda *a, **k: called.append(name) or []
-        return object.__getattribute__(self, name)
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name not in RegistryStore.__abstractmethods__:
+            raise AttributeError(name)
 
+        def record(*_args: Any, **_kwargs: Any) -> Any:
+            self.called.append(name)
+            return 0 if name == "latest_seq" else []
 
-_Recorder.__abstractmethods__ = frozenset()
+        return record
 
 
 def _dummy_args(method: Callable[..., Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -269,7 +274,12 @@ def test_every_method_of_the_interface_is_routed_explicitly(method: str) -> None
     a read of the replica, a read of the primary, or a write (to the primary)."""
     assert method in vars(ReplicatedStore), f"ReplicatedStore does not route {method}"
     primary, replica = _Recorder(), _Recorder()
-    store = ReplicatedStore(primary, replica, lag=ReplicaLag("r"), mark=ReadMark())
+    store = ReplicatedStore(
+        cast(RegistryStore, primary),
+        cast(RegistryStore, replica),
+        lag=ReplicaLag("r"),
+        mark=ReadMark(),
+    )
     args, kwargs = _dummy_args(getattr(RegistryStore, method))
     getattr(store, method)(*args[1:], **kwargs)
     if method == "close":
