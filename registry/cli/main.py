@@ -118,6 +118,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.webhooks:webhook",
         "Webhooks: signed deliveries of registry events to an HTTP receiver.",
     ),
+    "gc": (
+        "registry.cli.gc:gc",
+        "Remove artifact bytes no version references, from every artifact store.",
+    ),
 }
 
 
