@@ -371,6 +371,19 @@ WRITES = [
         _move(from_seq=0),
         needs=frozenset({"webhook", "served"}),  # promotions to replay
     ),
+    # retention (modelreg gc): admin only; bytes no registration named log nothing
+    Call("artifact_references", ADMIN, "GET", "/retention/references", changes=False),
+    Call(
+        "record_collection",
+        ADMIN,
+        "POST",
+        "/retention/collections",
+        lambda w: {
+            "items": [{"sha256": "0" * 64, "size": 1, "store": "artifacts"}],
+            "reason": "gc",
+        },
+        changes=False,
+    ),
 ]
 
 READS = [
