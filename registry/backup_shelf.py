@@ -21,7 +21,9 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import tarfile
+import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -229,7 +231,7 @@ class FolderShelf(Shelf):
 
     def _names(self) -> list[str]:
         try:
-            return [p.name for p in self.folder.iterdir() if is_entry_name(p.name)]
+            return [p.name for p in self.folder.iterdir() if is_entry_name(p.name) and p.is_file()]
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -399,8 +401,8 @@ def open_shelf(artifact_root: str, **options: Any) -> Shelf:
 
 
 def take(registry_url: str, folder: Path) -> Path:
-    """A fresh backup of the registry at ``registry_url`` as a new file in ``folder``
-    (nothing is left there if it fails: the file is written whole, then renamed)."""
+    """A fresh backup of the registry at ``registry_url``, as a file in a new folder
+    under ``folder`` (the caller removes that folder; nothing is left if this fails)."""
     from registry.backup import backup
 
     if registry_url.startswith(("http://", "https://")):
@@ -408,9 +410,13 @@ def take(registry_url: str, folder: Path) -> Path:
             "a backup reads the registry's database: give sqlite:///… or postgresql://…, "
             "not the server's URL"
         )
-    dest = Path(folder) / f"backup-{uuid.uuid4().hex}.tar"
-    backup(registry_url, dest)
-    return dest
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="backup-", dir=folder))
+    try:
+        return backup(registry_url, work / "registry.tar").path
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def fetch(shelf: Shelf, name: str | None, folder: Path) -> tuple[Path, ShelfEntry]:
@@ -418,3 +424,31 @@ def fetch(shelf: Shelf, name: str | None, folder: Path) -> tuple[Path, ShelfEntr
     found = shelf.latest() if name is None else shelf.entry(name)
     dest = Path(folder) / found.name
     return dest, shelf.get(found.name, dest)
+
+
+class BackupRun(BaseModel):
+    """What one shelving run did: the backup it shelved and what it pruned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    uri: str
+    size: int
+    seq: int
+    sha256: str
+    pruned: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, entry: ShelfEntry, pruned: list[str]) -> BackupRun:
+        return cls(
+            name=entry.name,
+            uri=entry.uri,
+            size=entry.size,
+            seq=entry.seq,
+            sha256=entry.sha256,
+            pruned=tuple(pruned),
+        )
+
+    def summary(self) -> str:
+        line = f"shelved {self.name} ({self.size:,} bytes, seq {self.seq}) at {self.uri}"
+        return line + (f"; pruned {len(self.pruned)}" if self.pruned else "")

@@ -24,12 +24,13 @@ def deployments() -> list[dict[str, Any]]:
     return list(config["deployments"])
 
 
-def test_the_four_deployments_are_declared() -> None:
+def test_the_five_deployments_are_declared() -> None:
     assert {d["entrypoint"].split(":")[1] for d in deployments()} == {
         "retrain_flow",
         "promote_flow",
         "rollback_flow",
         "drain_flow",
+        "backup_flow",
     }
 
 
@@ -50,6 +51,19 @@ def test_retraining_is_scheduled_and_the_drain_runs_every_minute() -> None:
     by_flow = {d["entrypoint"].split(":")[1]: d for d in deployments()}
     assert by_flow["retrain_flow"]["schedules"][0]["cron"] == "0 3 * * *"
     assert by_flow["drain_flow"]["schedules"][0]["interval"] == 60
+
+
+def test_the_backup_runs_nightly_keeping_fourteen_and_refuses_keeping_none() -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    [backup] = [d for d in deployments() if d["entrypoint"] == "flows.backup:backup_flow"]
+    assert backup["name"] == "nightly-backup"
+    assert backup["schedules"] == [{"cron": "30 2 * * *", "timezone": "UTC"}]
+    assert backup["parameters"] == {"keep": 14}
+    assert backup["concurrency_limit"] == 1  # two backups never prune each other's shelf
+    flow = load_flow_from_entrypoint(backup["entrypoint"])
+    with pytest.raises(ParameterTypeError, match="greater than or equal to 1"):
+        flow.validate_parameters({"keep": 0})
 
 
 def test_a_run_from_a_deployment_records_the_deployment_that_moved_production(
