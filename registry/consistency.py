@@ -257,7 +257,13 @@ class _Facts:
         return model.name if model is not None else f"model id {model_id}"
 
     def versions_of(self, model_id: int) -> dict[int, _Version]:
-        return {v.version: v for v in self.versions.values() if v.model_id == model_id}
+        return self.by_model.get(model_id, {})
+
+    def __post_init__(self) -> None:
+        # version number -> version, per model: read once, not once per model
+        self.by_model: dict[int, dict[int, _Version]] = defaultdict(dict)
+        for version in self.versions.values():
+            self.by_model[version.model_id][version.version] = version
 
 
 @dataclass
