@@ -150,6 +150,12 @@ class ReplicaPair:
             time.sleep(0.02)
         raise AssertionError(f"the replica did not replay up to {target} in {timeout}s")
 
+    def restore(self) -> None:
+        """Whatever a test did to the standby, leave it running and replaying."""
+        if not self.replica.running():
+            self.start_replica()
+        self.resume()
+
     def stop_replica(self) -> None:
         self.replica.stop()
 
@@ -223,17 +229,25 @@ def _in_schema(url: str, schema: str) -> str:
     )
 
 
-@pytest.fixture
-def replicated(replica_pair: ReplicaPair) -> Iterator[Replicated]:
+def _fresh_registry(pair: ReplicaPair) -> Iterator[Replicated]:
     """A fresh registry schema on the primary, replayed on the standby."""
     schema = f"reg_{uuid.uuid4().hex[:12]}"
-    _sql(replica_pair.primary.url, f'CREATE SCHEMA "{schema}"')
-    primary_url = _in_schema(replica_pair.primary.url, schema)
+    _sql(pair.primary.url, f'CREATE SCHEMA "{schema}"')
+    primary_url = _in_schema(pair.primary.url, schema)
     SqlStore(primary_url, actor="conftest").close()  # the normal migration path
-    replica_pair.wait_caught_up()
-    yield Replicated(primary_url, _in_schema(replica_pair.replica.url, schema), replica_pair)
-    # Whatever the test did to the standby, leave it running and replaying.
-    if not replica_pair.replica.running():
-        replica_pair.start_replica()
-    replica_pair.resume()
-    _sql(replica_pair.primary.url, f'DROP SCHEMA "{schema}" CASCADE')
+    pair.wait_caught_up()
+    yield Replicated(primary_url, _in_schema(pair.replica.url, schema), pair)
+    pair.restore()
+    _sql(pair.primary.url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def replicated(replica_pair: ReplicaPair) -> Iterator[Replicated]:
+    """A registry of its own for one test."""
+    yield from _fresh_registry(replica_pair)
+
+
+@pytest.fixture(scope="module")
+def module_replicated(replica_pair: ReplicaPair) -> Iterator[Replicated]:
+    """One registry per test module (tests use model names of their own)."""
+    yield from _fresh_registry(replica_pair)
