@@ -13,6 +13,7 @@ import pytest
 from registry.artifacts import LocalArtifactStore
 from registry.config import Settings
 from registry.errors import ArtifactError, ChecksumMismatch, InvalidInput
+from registry.models import ArtifactRef
 from registry.subjects import (
     MANIFEST_FORMAT,
     SECRET_BYTES,
@@ -212,3 +213,34 @@ def test_bytes_that_are_not_a_manifest_are_refused(data: bytes, why: str) -> Non
 def test_a_malformed_key_is_never_written() -> None:
     with pytest.raises(InvalidInput, match="invalid subject key"):
         manifest_bytes(SECRET, ["not-a-key"])
+
+
+def test_write_manifest_stores_the_artifact_and_records_the_keys(tmp_path: Path) -> None:
+    from registry.store.sql import SqlStore
+    from registry.subjects import write_manifest
+
+    settings = Settings(
+        home=tmp_path,
+        registry_url=f"sqlite:///{tmp_path}/registry.db",
+        artifact_root=str(tmp_path / "artifacts"),
+        subject_secret=SECRET.hex(),
+        actor="dpo@test",
+    )
+    found = write_manifest(settings, "transactions", "2026-10-01", ["c-2", "c-1", " c-1 "])
+    assert (found.subjects, found.recorded_by) == (2, "dpo@test")
+    with SqlStore(settings.registry_url, actor="t") as store:
+        assert store.subject_manifest("transactions", "2026-10-01") == found
+        lineage = store.subject_lineage(subject_key(SECRET, "c-1"))
+    assert [d.version for d in lineage.datasets] == ["2026-10-01"]
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    ref = artifacts_ref(artifacts, found.sha256)
+    assert read_manifest(artifacts, ref, secret=SECRET).keys == tuple(
+        sorted(keys_for("c-1", "c-2"))
+    )
+
+
+def artifacts_ref(artifacts: LocalArtifactStore, sha256: str) -> ArtifactRef:
+    path = artifacts.local_path(sha256)
+    return ArtifactRef(
+        uri=artifacts.uri_for(sha256), sha256=sha256, size=path.stat().st_size, format="x"
+    )
