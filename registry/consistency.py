@@ -566,7 +566,8 @@ def _replay(label: str, events: Iterable[Any], found: _Found) -> _Replay:
 
 
 def _check_log(model: _Model, events: Sequence[Any], found: _Found) -> None:
-    """Starts with model.created; names follow renames; times never go backwards."""
+    """Starts with model.created; names follow renames (and the tombstone after a
+    deletion: gc logs on it); times never go backwards."""
     first = events[0]
     if first.kind != "model.created" or first.generation != 0:
         found.add("model-log", f"{model.name}: the log starts with {first.kind} (seq {first.seq})")
@@ -578,16 +579,15 @@ def _check_log(model: _Model, events: Sequence[Any], found: _Found) -> None:
             found.add(
                 "model-log", f"{model.name}: event {e.seq} names it {e.model_name!r}, not {name!r}"
             )
+        if e.kind == "model.deleted":
+            name = f"{TOMBSTONE}{model.id}/{name}"
         if e.at < previous.at:
             found.add(
                 "model-log",
                 f"{model.name}: event {e.seq} is dated before event {previous.seq}",
             )
         previous = e
-    current = model.name
-    if current.startswith(TOMBSTONE):
-        current = current.split("/", 2)[-1]
-    if current != name:
+    if model.name != name:
         found.add("model-log", f"{model.name}: the log last names it {name!r}")
 
 

@@ -7,6 +7,7 @@ SQLite and PostgreSQL. The copies are restores of one backup of the healthy regi
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from registry.backup import backup, restore
 from registry.consistency import INVARIANTS, ConsistencyReport, check
 from registry.errors import InvalidInput
 from registry.models import VersionCreate
+from registry.retention_models import CollectedArtifact
 from registry.store.sql import SqlStore
 from registry.store.sql.engine import normalise_url
 
@@ -34,12 +36,18 @@ SCRATCH, RENAMED = "scratch", "team/renamed"
 
 def workload(store: SqlStore) -> None:
     """``build_world`` (registrations, releases through the gates, a rollback, aliases,
-    a policy, an app release binding, tokens, webhooks), then deletions and a rename."""
+    a policy, an app release binding, tokens, webhooks), then deletions (and gc's record
+    of the bytes it removed, on the tombstone) and a rename."""
     build_world(store)
     for data in (b"scratch-1", b"scratch-2"):
         store.register(SCRATCH, artifact(data), VersionCreate.parse({"metrics": {"auc": 0.5}}))
     store.delete_version(SCRATCH, 1)
     store.delete_model(SCRATCH)  # a tombstone, and the name is free again
+    gone = artifact(b"scratch-1")  # what gc then logs on the tombstone
+    store.record_collection(
+        [CollectedArtifact(sha256=gone.sha256, size=gone.size, store="artifacts")],
+        reason="gc",
+    )
     store.register(SCRATCH, artifact(b"scratch-again"), VersionCreate())
     store.register("team/old-name", artifact(b"renamed-1"), VersionCreate())
     store.rename_model("team/old-name", RENAMED)
@@ -242,6 +250,9 @@ def test_a_registry_after_a_realistic_workload_is_consistent(healthy: Healthy) -
     with SqlStore(healthy.url, actor="reader") as store:
         assert report.events == store.latest_seq() > 30
         assert check(store) == report  # a store or its URL
+        collected = [e for e in store.events(limit=10_000) if e.kind == "artifact.collected"]
+        assert len(collected) == 1  # logged on the tombstone, under its name
+        assert re.fullmatch(rf"~deleted/\d+/{SCRATCH}", collected[0].model)
 
 
 def test_a_restored_copy_is_as_consistent_as_its_source(healthy: Healthy, copy_url: str) -> None:
