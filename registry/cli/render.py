@@ -119,6 +119,10 @@ def _what(event: Event) -> str:
             return f"version {event.version} deleted (was {old})"
         case "model.deleted":
             return "model deleted (its history stays)"
+        case "artifact.collected":
+            sha = (event.details.sha256 or "")[:12]
+            part = f", a file of bundle {event.from_value[:12]}" if event.from_value else ""
+            return f"version {event.version} bytes {sha} removed from {event.subject}{part}"
         case "tags" if event.version is None:
             return f"model tag {event.subject}: {old} -> {new}"
     target = f"version {event.version} " if event.version is not None else ""

@@ -114,6 +114,8 @@ def test_keep_versions_deletes_old_versions_through_the_store(cli: Harness) -> N
     assert held(cli) == {shas[0], shas[2]}
     kinds = [e["kind"] for e in cli.json("history", MODEL)]
     assert kinds[-2:] == ["version.deleted", "artifact.collected"]
+    history = cli.run("history", MODEL).stdout
+    assert f"version 2 bytes {shas[1][:12]} removed from artifacts" in history
 
 
 def test_a_fresh_upload_stays_under_the_default_min_age(cli: Harness) -> None:
