@@ -144,3 +144,16 @@ def test_a_read_url_for_a_sqlite_registry_is_refused(
     assert result.returncode == 2
     assert "needs a postgresql:// registry" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_server_with_a_bad_read_url_does_not_start(
+    tmp_path: Path, replicated: Replicated
+) -> None:
+    result = modelreg(
+        "server", "--registry", replicated.primary_url,
+        "--read-registry", f"sqlite:///{tmp_path}/copy.db", "--port", "9",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "a read replica is a PostgreSQL standby" in result.stderr
