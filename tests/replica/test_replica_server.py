@@ -155,3 +155,17 @@ def test_an_event_the_follower_applied_is_never_hidden_by_a_lagging_standby(
             wait_for(resolved, lambda version: version == v2)
             assert [resolved() for _ in range(20)] == [v2] * 20
     assert _standby_says(replicated, name) == v1
+
+
+def test_a_server_whose_replica_is_down_answers_from_the_primary(
+    replicated: Replicated, remote: HttpStore, artifact_for: ArtifactFor, name: str
+) -> None:
+    v1 = _register(remote, name, artifact_for)
+    release(remote, name, v1)
+    replicated.pair.wait_caught_up()
+    replicated.pair.stop_replica()
+    with replicated.primary_store() as other:  # a change the standby could not have
+        other.update_model(name, description="while the standby is down")
+    assert remote.get_model(name).description == "while the standby is down"
+    assert remote.resolve(name, "production") == v1
+    assert [mv.version for mv in remote.list_versions(name)] == [v1]
