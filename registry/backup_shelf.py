@@ -450,5 +450,7 @@ class BackupRun(BaseModel):
         )
 
     def summary(self) -> str:
-        line = f"shelved {self.name} ({self.size:,} bytes, seq {self.seq}) at {self.uri}"
-        return line + (f"; pruned {len(self.pruned)}" if self.pruned else "")
+        line = f"shelved {self.uri} ({self.size:,} bytes, seq {self.seq})"
+        if self.pruned:
+            line += f"; pruned {len(self.pruned)}: {', '.join(self.pruned)}"
+        return line
