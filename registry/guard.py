@@ -521,7 +521,12 @@ class GuardedStore(RegistryStore):
         return self.inner.subject_manifest(dataset, version)
 
     def subject_lineage(self, subject: str) -> SubjectLineage:
-        return self.inner.subject_lineage(subject)
+        """Datasets are registry-wide; the model versions are only those this token sees."""
+        lineage = self.inner.subject_lineage(subject)
+        if self.everything:
+            return lineage
+        versions = tuple(v for v in lineage.versions if self.sees(v.name))
+        return lineage.model_copy(update={"versions": versions})
 
     def request_erasure(self, subject: str, *, reason: str) -> ErasureRequest:
         self._may(ADMIN, "request an erasure")
@@ -536,7 +541,17 @@ class GuardedStore(RegistryStore):
     def erasures(
         self, *, open_only: bool = False, model: str | None = None
     ) -> list[ErasureRequest]:
-        return self.inner.erasures(open_only=open_only, model=model)
+        if self.everything:
+            return self.inner.erasures(open_only=open_only, model=model)
+        if model is not None and not self.sees(model):
+            check_model_name(model)
+            return []
+        shown = []
+        for request in self.inner.erasures(open_only=open_only, model=model):
+            items = tuple(i for i in request.items if self.sees(i.name))
+            if items:  # a request is seen through the versions it flags in the token's scopes
+                shown.append(request.model_copy(update={"items": items}))
+        return shown
 
     # -- retention: admin only (the listing names every model's artifacts) --------------
     def artifact_references(self) -> ArtifactReferences:

@@ -803,3 +803,30 @@ def test_moving_an_alias_outside_the_scope_is_refused_alike_whether_it_exists(
             guard.set_aliases(name, {"shadow": 1})
         messages.append(str(refused.value).replace(name, "{name}"))
     assert messages[0] == messages[1]
+
+
+def test_a_scoped_token_sees_subject_lineage_and_erasures_only_within_its_scopes(
+    module_store: SqlStore,
+) -> None:
+    w = build_world(module_store, frozenset({"outside"}))
+    key = hashlib.sha256(f"{w.prefix}-scoped-subject".encode()).hexdigest()
+    module_store.record_subject_manifest(w.data, "v1", artifact(), [key])
+    lineage = {"datasets": [{"name": w.data, "version": "v1"}]}
+    module_store.set_policy(w.outside, OPEN_POLICY, reason="setup")
+    for name in (w.fraud, w.outside):  # each serves a version trained on the subject's data
+        version = module_store.register(name, artifact(), meta(lineage=lineage)).version
+        module_store.transition(name, version, Stage.STAGING)
+        module_store.transition(name, version, Stage.PRODUCTION)
+    request = module_store.request_erasure(key, reason="art. 17")
+    assert {i.name for i in request.items} == {w.fraud, w.outside}
+    assert {v.name for v in module_store.subject_lineage(key).versions} == {w.fraud, w.outside}
+
+    guard = guarded(module_store, R, f"{w.prefix}/*")
+    seen = guard.subject_lineage(key)
+    assert {v.name for v in seen.versions} == {w.fraud}
+    assert seen.datasets == module_store.subject_lineage(key).datasets  # datasets are shared
+    mine = [r for r in guard.erasures() if r.id == request.id]
+    assert [{i.name for i in r.items} for r in mine] == [{w.fraud}]
+    assert guard.erasures(model=w.outside) == []
+    outsider = guarded(module_store, R, w.outside)
+    assert all(i.name == w.outside for r in outsider.erasures() for i in r.items)
