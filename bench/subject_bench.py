@@ -547,6 +547,14 @@ def markdown(data: dict[str, Any]) -> str:
         f"over {plan['models']} models; {plan['queries']} queries of random subjects.",
         "",
     ]
+    eq = data.get("equivalence")
+    if eq:
+        lines += [
+            f"Direct rows checked against `record_subject_manifest` at {eq['shape']} "
+            f"({eq['spans']:,} spans): same rows {eq['same_rows']}, same answers "
+            f"{eq['same_answers']} (on SQLite; PostgreSQL gets the same rows by COPY).",
+            "",
+        ]
     for backend, run in data["backends"].items():
         lines += [f"## {backend}", ""]
         if "skipped" in run["details"]:
