@@ -20,7 +20,7 @@ Reading your own writes. A server process may answer a resolve from memory, whic
 lags the log by up to its follower's poll. Every write's reply names the newest
 sequence number it wrote (``X-Modelreg-Seq``), and the feed and the log name theirs;
 this process remembers the newest it has seen of each server and sends it with every
-resolve (``X-Modelreg-Min-Seq``), so no answer is older than something already seen:
+read (``X-Modelreg-Min-Seq``), so no answer is older than something already seen:
 a resolver that heard of a promotion on the event stream resolves the new version,
 whichever server process answers.
 """
@@ -629,6 +629,11 @@ class HttpStore(RegistryStore):
         *,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        if headers is None:
+            # Every read, not only a resolve: a server that reads a replica answers from
+            # its primary while the replica is behind this (``modelreg server --read-registry``).
+            seen = _SEEN.get(self._base, 0)
+            headers = {MIN_SEQ_HEADER: str(seen)} if seen else None
         response = self._send("GET", path, query=query, budget=self.read_budget_s, headers=headers)
         return self._reply(response)
 

@@ -14,7 +14,9 @@ from release_facts import release
 
 from registry.auth import Role
 from registry.models import ArtifactRef, VersionCreate
-from registry.store.http import HttpStore
+from registry.store import http as http_store
+from registry.store.base import RegistryStore
+from registry.store.http import MIN_SEQ_HEADER, HttpStore
 from registry.store.replicated import read_only_url
 from registry.store.sql import SqlStore
 
@@ -61,7 +63,7 @@ def remote(server: RegistryServer, admin: str) -> Iterator[HttpStore]:
     store.close()
 
 
-def _register(store: HttpStore | SqlStore, name: str, artifact_for: ArtifactFor) -> int:
+def _register(store: RegistryStore, name: str, artifact_for: ArtifactFor) -> int:
     return store.register(name, artifact_for(uuid.uuid4().bytes), VersionCreate()).version
 
 
@@ -115,17 +117,7 @@ def test_the_server_reads_the_standby(
     replicated.pair.wait_caught_up()
     assert remote.get_model(name).description is None
     replicated.pair.pause()
-    engine = sa.create_engine(
-        replicated.primary_url.replace("postgresql://", "postgresql+psycopg://")
-    )
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE registered_model SET description = 'by hand' WHERE name = :n"),
-                {"n": name},
-            )
-    finally:
-        engine.dispose()
+    _edit_by_hand(replicated, name, "by hand")
     assert remote.get_model(name).description is None
     replicated.pair.resume()
     replicated.pair.wait_caught_up()
@@ -157,6 +149,50 @@ def test_an_event_the_follower_applied_is_never_hidden_by_a_lagging_standby(
     assert _standby_says(replicated, name) == v1
 
 
+def _edit_by_hand(replicated: Replicated, name: str, description: str) -> None:
+    """Change a row on the primary with no event: nothing tells the server about it."""
+    url = replicated.primary_url.replace("postgresql://", "postgresql+psycopg://")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE registered_model SET description = :d WHERE name = :n"),
+                {"d": description, "n": name},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_every_read_honours_the_clients_min_seq(
+    replicated: Replicated, server: RegistryServer, admin: str, artifact_for: ArtifactFor, name: str
+) -> None:
+    """A read that says it has seen a sequence number the standby has not reached is
+    answered by the primary (the way any server process answers a client whose write
+    another process made); HttpStore sends the newest it has seen with every read."""
+    remote = HttpStore(server.url, token=admin)
+    try:
+        _register(remote, name, artifact_for)
+        replicated.pair.wait_caught_up()
+        replicated.pair.pause()
+        _edit_by_hand(replicated, name, "primary only")
+        headers = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers) as http:
+            plain = http.get(f"/models/{name}").json()
+            ahead = http.get(f"/models/{name}", headers={MIN_SEQ_HEADER: str(10**12)}).json()
+        assert (plain["description"], ahead["description"]) == (None, "primary only")
+        assert remote.get_model(name).description is None
+        base = remote._base
+        was = http_store._SEEN.get(base, 0)
+        http_store._SEEN[base] = 10**12  # as if it had heard of an event on the feed
+        try:
+            assert remote.get_model(name).description == "primary only"
+        finally:
+            http_store._SEEN[base] = was
+    finally:
+        remote.close()
+
+
+# Last in the module: the server then waits a moment before it tries the standby again.
 def test_a_server_whose_replica_is_down_answers_from_the_primary(
     replicated: Replicated, remote: HttpStore, artifact_for: ArtifactFor, name: str
 ) -> None:
