@@ -391,6 +391,8 @@ def test_event_json_carries_every_detail(reg: Harness) -> None:
         "gate": None,
         "invalidate": False,
         "origin": None,
+        "sha256": None,  # of the bytes an artifact.collected event names
+        "size": None,
     }
     assert reg.json("history", MODEL)[-1] == event
 
