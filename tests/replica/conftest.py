@@ -172,22 +172,28 @@ def _make_pair(bin_dir: Path) -> ReplicaPair:
         as_user = ["runuser", "-u", "postgres", "--"]
     primary = Cluster(bin_dir, root, "primary", as_user)
     replica = Cluster(bin_dir, root, "replica", as_user)
-    primary.run("initdb", "-D", str(primary.data), "-A", "trust", "-U", "postgres", "--no-sync")
-    primary.configure(_free_port(), wal_level="replica", max_wal_senders="5")
-    (primary.data / "pg_hba.conf").write_text(
-        "local all all trust\n"
-        "host replication all 127.0.0.1/32 trust\n"
-        "host all all 127.0.0.1/32 trust\n"
-    )
-    primary.start()
-    _sql(primary.url.replace(f"/{DATABASE}", "/postgres"), f'CREATE DATABASE "{DATABASE}"')
-    replica.run(
-        "pg_basebackup",
-        *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
-        *("-D", str(replica.data), "-R", "-X", "stream", "-c", "fast"),
-    )
-    replica.configure(_free_port(), hot_standby="on")
-    replica.start()
+    try:
+        primary.run("initdb", "-D", str(primary.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        primary.configure(_free_port(), wal_level="replica", max_wal_senders="5")
+        (primary.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "host replication all 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 trust\n"
+        )
+        primary.start()
+        _sql(primary.url.replace(f"/{DATABASE}", "/postgres"), f'CREATE DATABASE "{DATABASE}"')
+        replica.run(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(replica.data), "-R", "-X", "stream", "-c", "fast"),
+        )
+        replica.configure(_free_port(), hot_standby="on")
+        replica.start()
+    except BaseException:  # a half-made pair: stop what runs, remove the folders
+        replica.stop()
+        primary.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return ReplicaPair(primary, replica, root)
 
 
