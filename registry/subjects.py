@@ -316,6 +316,20 @@ def record_pending(settings: Settings, store: RegistryStore) -> int:
     return done
 
 
+def pending_manifests(settings: Settings) -> frozenset[str]:
+    """Digests of the manifests noted and not recorded yet (gc must keep their bytes)."""
+    import json
+
+    folder = settings.home / PENDING_FOLDER
+    if not folder.is_dir():
+        return frozenset()
+    digests = set()
+    for path in folder.glob("*.json"):
+        note = json.loads(path.read_text(encoding="utf-8"))
+        digests.add(str(note["manifest"]["sha256"]))
+    return frozenset(digests)
+
+
 def deliver_pending(settings: Settings) -> int:
     """Record the noted manifests if the registry is reachable (the drain flow calls
     this before it delivers queued registrations); 0 while it is still down."""

@@ -77,12 +77,17 @@ def _stores(settings: Settings) -> dict[str, ArtifactStore]:
 
 
 def _pending(settings: Settings) -> frozenset[str]:
-    """Digests of registrations queued in this machine's outbox: not referenced yet."""
+    """Digests not referenced yet that this machine still means to record: registrations
+    queued in its outbox, and subject manifests noted while the registry was down."""
+    from registry.subjects import pending_manifests
+
+    noted = pending_manifests(settings)
     if not settings.outbox_path.exists():
-        return frozenset()
+        return noted
     from registry.outbox import Outbox
 
-    return frozenset(entry.artifact.sha256 for entry in Outbox(settings.outbox_path).pending())
+    queued = Outbox(settings.outbox_path).pending()
+    return noted | frozenset(entry.artifact.sha256 for entry in queued)
 
 
 def _lines(report: GcReport, settings: Settings) -> list[str]:

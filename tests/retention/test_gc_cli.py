@@ -140,6 +140,24 @@ def test_a_registration_queued_in_the_outbox_keeps_its_bytes(cli: Harness) -> No
     assert held(cli) == {queued.sha256}
 
 
+def test_a_subject_manifest_noted_while_the_registry_was_down_keeps_its_bytes(
+    cli: Harness,
+) -> None:
+    """A manifest stored while the registry was down waits as a note for the drain: its
+    bytes are referenced by no row yet, however old, and gc keeps them."""
+    from registry.config import Settings
+    from registry.subjects import remember_pending
+
+    orphan = upload(cli)
+    noted = artifacts(cli).put_file(Path(cli.artifact()), format="subject-manifest")
+    age(cli, noted.sha256, 2)
+    settings = Settings(home=cli.tmp_path / "home", registry_url=cli.url)
+    remember_pending(settings, "transactions", "2026-11-01", noted)
+    removed = [a["sha256"] for a in cli.json("gc")["artifacts"]]
+    assert removed == [orphan]
+    assert held(cli) == {noted.sha256}
+
+
 def test_region_folders_are_swept_too(cli: Harness) -> None:
     region = LocalArtifactStore(cli.tmp_path / "home" / "regions" / "eu-west")
     path = cli.tmp_path / "replica.bin"
