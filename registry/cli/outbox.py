@@ -28,8 +28,10 @@ def drain(state: CliState) -> None:
     from registry.cli.render import emit_json
     from registry.errors import Conflict, RegistryUnavailable
     from registry.outbox import Outbox, drain_pending
+    from registry.subjects import deliver_pending
 
     settings = state.settings()
+    deliver_pending(settings)  # the data's manifests first, as the drain flow does
     report = drain_pending(settings)
     outbox = Outbox(settings.outbox_path)
     rejected = [

@@ -333,3 +333,32 @@ def test_the_raw_id_never_reaches_the_database_or_the_artifacts(world: Harness) 
         for subject_id in (ALICE, BOB, CAROL):
             assert subject_id.encode() not in data, (path, subject_id)
     assert key_of(world, BOB).encode() in b"".join(p.read_bytes() for p in stored)
+
+
+def test_drain_records_a_manifest_noted_while_the_registry_was_down(reg: Harness) -> None:
+    """``modelreg drain`` records the noted manifests before the queued registrations,
+    as the drain flow does: a retrain is judged on its data's manifest."""
+    import socket
+
+    from registry.subjects import remember_pending, store_manifest
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = Settings(
+        home=reg.tmp_path / "home",
+        registry_url=f"postgresql://postgres@127.0.0.1:{port}/registry?connect_timeout=2",
+        artifact_root=str(reg.tmp_path / "artifacts"),
+    )
+    secret = load_secret(down)
+    ref, _keys = store_manifest(down, [ALICE, BOB], secret=secret)
+    remember_pending(down, "transactions", OCTOBER, ref)
+    result = reg.run("drain")
+    assert result.exit_code == 0, result.output
+    shown = reg.json("dataset", "manifest", f"transactions@{OCTOBER}")
+    assert shown["sha256"] == ref.sha256 and shown["subjects"] == 2
+    lineage = reg.json("lineage", "subject", "--key", subject_key(secret, ALICE))
+    assert [(d["dataset"], d["version"]) for d in lineage["datasets"]] == [
+        ("transactions", OCTOBER)
+    ]
+    assert not list((reg.tmp_path / "home" / "subject-manifests.pending").glob("*.json"))
