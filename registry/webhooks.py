@@ -44,6 +44,8 @@ EVENT_TYPES = (
     "model_created",
     "model_renamed",
     "deleted",
+    "erasure",  # an erasure request flagged, or a flagged version justified or retrained
+    "collected",  # gc removed bytes a version had
 )
 SIGNATURE_VERSION = "v1"
 MAX_URL = 2048
@@ -66,6 +68,10 @@ def event_type(event: Event) -> str:
         "model.renamed": "model_renamed",
         "model.deleted": "deleted",
         "version.deleted": "deleted",
+        "erasure.requested": "erasure",
+        "erasure.justified": "erasure",
+        "erasure.retrained": "erasure",
+        "artifact.collected": "collected",
     }.get(event.kind, event.kind)
 
 

@@ -14,7 +14,7 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.store.sql import SqlStore
 from registry.webhooks import event_type
 
-from .support import promote, register_versions
+from .support import artifact, promote, register_versions
 
 LEASE = timedelta(seconds=30)
 OWNER = "dispatcher-1"
@@ -442,3 +442,18 @@ def test_a_negative_replay_seq_is_invalid_input(store: SqlStore) -> None:
 
     with pytest.raises(InvalidInput, match="from_seq must be"):
         store.replay_webhook(made.id, from_seq=-1)
+
+
+def test_erasure_events_reach_a_webhook_subscribed_to_erasure(store: SqlStore) -> None:
+    """The erasure events are a type a subscription can ask for, not only ``*``'s."""
+    hook, _ = store.add_webhook("https://h.example/dpo", ["erasure"], model="payments/*")
+    key = "ab" * 32
+    store.record_subject_manifest("transactions", "v1", artifact(b"manifest"), [key])
+    lineage = {"datasets": [{"name": "transactions", "version": "v1"}]}
+    for name in ("payments/fraud", "search/rank"):
+        register_versions(store, name, 1, lineage=lineage)
+        promote(store, name, 1)
+    store.request_erasure(key, reason="art. 17")
+    _queue_all(store, hook.id)
+    got = [(d.model, d.event_type) for d in store.webhook_deliveries(hook.id)]
+    assert got == [("payments/fraud", "erasure")]
