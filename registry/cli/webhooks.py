@@ -39,8 +39,8 @@ def webhook() -> None:
     required=True,
     metavar="TYPES",
     help="Comma-separated event types: promoted, rolled_back, registered, refused, staged, "
-    "archived, alias_moved, policy, approval, binding, tags, description, model_created; "
-    "or '*' for all.",
+    "archived, alias_moved, policy, approval, binding, tags, description, model_created, "
+    "model_renamed, deleted, erasure, collected; or '*' for all.",
 )
 @click.option(
     "--model", metavar="NAME", help="Only this model's events, or a namespace's ('payments/*')."
