@@ -186,10 +186,13 @@ def deliver(state: CliState, max_backoff_s: float) -> None:
     events, send what is due, in order. Webhooks a running server holds are left to it."""
     from registry.cli.render import emit_json
     from registry.errors import InvalidInput
+    from registry.store.replicated import ReplicatedStore
     from registry.store.sql import SqlStore
     from registry.webhook_dispatch import deliver_once
 
     store = state.store()
+    if isinstance(store, ReplicatedStore):  # deliveries are writes: the primary's
+        store = store.primary
     if not isinstance(store, SqlStore):
         raise InvalidInput(
             "modelreg webhook deliver runs against a database (sqlite:///… or postgresql://…); "

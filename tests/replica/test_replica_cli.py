@@ -157,3 +157,21 @@ def test_a_server_with_a_bad_read_url_does_not_start(
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "a read replica is a PostgreSQL standby" in result.stderr
+
+
+def test_webhook_deliver_with_a_read_replica_delivers_through_the_primary(
+    replicated: Replicated, tmp_path: Path
+) -> None:
+    """Deliveries are writes: with a read URL set, ``webhook deliver`` uses the primary
+    (it refused to run: the store it got was not a database store)."""
+    primary, replica = replicated.primary_url, replicated.replica_url
+    with replicated.primary_store() as store:
+        hook, _secret = store.add_webhook("http://127.0.0.1:9/hook", ["registered"])
+    result = modelreg(
+        "--registry", primary, "--read-registry", replica, "--json", "webhook", "deliver",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    report = shown(result)
+    with replicated.primary_store() as store:
+        assert [w.id for w in store.list_webhooks()] == [hook.id]
+    assert isinstance(report, dict)
