@@ -17,7 +17,8 @@ its filter is inside the token's scopes (``registry.auth.may_watch``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -133,9 +134,16 @@ class GuardedStore(RegistryStore):
         self._visible(name)
         return self.inner.get_version(name, version)
 
-    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+    def list_versions(
+        self,
+        name: str,
+        *,
+        limit: int = 1000,
+        stage: Stage | None = None,
+        before: int | None = None,
+    ) -> list[ModelVersion]:
         self._visible(name)
-        return self.inner.list_versions(name, limit=limit)
+        return self.inner.list_versions(name, limit=limit, stage=stage, before=before)
 
     def update_version(
         self,
@@ -344,19 +352,45 @@ class GuardedStore(RegistryStore):
         return self.inner.resolve_app_release(app, release, model)
 
     # -- events and queries ----------------------------------------------------------
-    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
+    def events(
+        self,
+        *,
+        since: int = 0,
+        limit: int = 1000,
+        model: str | None = None,
+        kinds: Sequence[str] | None = None,
+        before: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
         """A scoped token's page holds ``limit`` events it may see when the log has
-        them: pages of the whole log are read until it is full (or the log ends)."""
+        them: pages of the whole log are read until it is full (or the log ends),
+        forward from ``since``, or with ``newest`` backward from ``before``."""
+        page = functools.partial(self.inner.events, kinds=kinds, newest=newest)
         if self.everything or model is not None:
-            found = self.inner.events(since=since, limit=limit, model=model)
+            found = page(since=since, limit=limit, model=model, before=before)
             return found if model is None or self.sees(model) else []
+        if newest:
+            return self._newest_seen(page, since, limit, before)
         seen: list[Event] = []
         while True:
-            page = self.inner.events(since=since, limit=limit)
-            seen += [e for e in page if self.sees(e.model)]
-            if len(seen) >= limit or len(page) < limit:
+            found = page(since=since, limit=limit, before=before)
+            seen += [e for e in found if self.sees(e.model)]
+            if len(seen) >= limit or len(found) < limit:
                 return seen[:limit]
-            since = page[-1].seq
+            since = found[-1].seq
+
+    def _newest_seen(
+        self, page: Callable[..., list[Event]], since: int, limit: int, before: int | None
+    ) -> list[Event]:
+        """The newest ``limit`` visible events in the range: pages walked backward, each
+        ending where the one before (newer) began, oldest first."""
+        seen: list[Event] = []  # newest first while walking
+        while True:
+            found = page(since=since, limit=limit, before=before)
+            seen += [e for e in reversed(found) if self.sees(e.model)]
+            if len(seen) >= limit or len(found) < limit:
+                return seen[:limit][::-1]
+            before = found[0].seq
 
     def latest_seq(self) -> int:
         return self.inner.latest_seq()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -314,7 +315,82 @@ EventKind = Literal[
     "version.deleted",  # a version that never served (``from_value``: its stage then)
     "model.deleted",  # every version gone; the history stays, under a tombstone name
     "artifact.collected",  # gc removed bytes a version had (``subject``: the store)
+    "erasure.requested",  # an erasure request flagged live versions (``subject``: the request)
+    "erasure.justified",  # a flagged version was kept, with the recorded reason
+    "erasure.retrained",  # a flagged version was replaced by one trained without the subject
 ]
+
+# What ``history`` shows by default: the changes of what serves and of the rules for it
+# (stage moves, forced ones among them as ``details.forced``; alias moves, rollbacks,
+# refusals, policies, approvals, release bindings, renames, whole-model deletes and
+# erasure obligations). Left out are the bulk ones a retraining schedule writes by the
+# thousand and that move no pointer: registrations, tags, descriptions, deletions of
+# versions that never served, and artifact collection (``--all`` shows them).
+POINTER_KINDS: frozenset[str] = frozenset(
+    {
+        "stage",
+        "alias",
+        "rollback",
+        "refused",
+        "policy",
+        "approval",
+        "binding",
+        "model.renamed",
+        "model.deleted",
+        "erasure.requested",
+        "erasure.justified",
+        "erasure.retrained",
+    }
+)
+
+
+EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+MAX_PAGE = 10_000  # the most one page of any list holds; there is no other cap
+
+
+def _whole(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidInput(f"{what} must be a whole number, not {value!r}")
+
+
+def check_limit(limit: Any) -> int:
+    _whole(limit, "limit")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+    return int(limit)
+
+
+def check_event_page(since: Any, limit: Any, before: Any) -> None:
+    """The bounds of a page of events, checked alike at every door."""
+    _whole(since, "since")
+    _whole(before, "before")
+    check_limit(limit)
+    if since < 0:
+        raise InvalidInput(f"since must be >= 0, not {since}")
+    if before is not None and before < 1:
+        raise InvalidInput(f"before must be a sequence number >= 1, not {before}")
+
+
+def check_version_page(limit: Any, stage: Any, before: Any) -> None:
+    """The bounds of a page of versions: ``before`` is a version number (the cursor)."""
+    check_limit(limit)
+    _whole(before, "before")
+    if before is not None and before < 1:
+        raise InvalidInput(f"before must be a version number >= 1, not {before}")
+    if stage is not None and not isinstance(stage, Stage):
+        Stage.parse(str(stage))
+
+
+def check_event_kinds(kinds: Any) -> tuple[str, ...]:
+    """``kinds`` as a sorted tuple of distinct known event kinds (``InvalidInput`` for an
+    empty list, a bare string or a kind no event has)."""
+    if isinstance(kinds, str | bytes) or not isinstance(kinds, Sequence | set | frozenset):
+        raise InvalidInput("kinds must be a list of event kinds")
+    unknown = sorted({str(k) for k in kinds} - EVENT_KINDS)
+    if unknown or not kinds:
+        what = f"unknown event kind {unknown[0]!r}" if unknown else "no event kinds given"
+        raise InvalidInput(f"{what}; expected some of {', '.join(sorted(EVENT_KINDS))}")
+    return tuple(sorted(set(kinds)))
 
 
 class Origin(_Output):
@@ -401,6 +477,8 @@ class PointerChange(_Output):
 
 
 class LineageHit(_Output):
+    """A version that used the data, code or pipeline asked about, and whether it serves."""
+
     name: str
     version: int
     stage: Stage
@@ -409,6 +487,9 @@ class LineageHit(_Output):
     feature_pipeline: str | None = None
     code_commit: str | None = None
     created_at: datetime
+    live: bool = False
+    # Why it serves: "Production", "alias champion (protected)", "release checkout@2.3".
+    why_live: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- app releases
@@ -559,9 +640,6 @@ class SubjectDataset(_Output):
 class SubjectHit(LineageHit):
     """A model version trained on data of the subject, and whether it serves now."""
 
-    live: bool = False
-    # Why it serves: "Production", "alias champion (protected)", "release checkout@2.3".
-    why_live: tuple[str, ...] = ()
     retrain_required: tuple[int, ...] = ()  # open erasure request ids of this version
 
 

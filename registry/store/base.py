@@ -95,8 +95,17 @@ class RegistryStore(ABC):
         """One version; ``NotFound`` if absent."""
 
     @abstractmethod
-    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
-        """Versions of a model, newest first."""
+    def list_versions(
+        self,
+        name: str,
+        *,
+        limit: int = 1000,
+        stage: Stage | None = None,
+        before: int | None = None,
+    ) -> list[ModelVersion]:
+        """At most ``limit`` (1..10,000, else ``InvalidInput``) versions of a model, newest
+        first; only those in ``stage`` if given. The cursor is a version number: the next
+        page is ``before=page[-1].version`` (versions below it). No other cap."""
 
     @abstractmethod
     def update_version(
@@ -287,8 +296,26 @@ class RegistryStore(ABC):
 
     # -- events ---------------------------------------------------------------
     @abstractmethod
-    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
-        """Events with ``seq > since`` in sequence order: the change feed."""
+    def events(
+        self,
+        *,
+        since: int = 0,
+        limit: int = 1000,
+        model: str | None = None,
+        kinds: Sequence[str] | None = None,
+        before: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        """Events with ``since < seq`` (and ``seq < before`` if given), of ``model`` (as
+        the event names it) and of ``kinds`` if given, oldest first: the change feed.
+
+        At most ``limit`` (1..10,000, else ``InvalidInput``): the oldest ``limit`` of
+        them, or with ``newest`` the newest ``limit`` (still returned oldest first).
+        Cursors are sequence numbers: page forward with ``since=page[-1].seq``, backward
+        with ``before=page[0].seq, newest=True``; a page never shifts as events arrive.
+        ``kinds`` must be non-empty and name known kinds (``registry.models.EventKind``;
+        ``POINTER_KINDS`` is what ``history`` shows by default).
+        """
 
     @abstractmethod
     def latest_seq(self) -> int:
@@ -322,7 +349,9 @@ class RegistryStore(ABC):
         commit: str | None = None,
     ) -> list[LineageHit]:
         """Versions that used a dataset (``name``, ``name@v``, ``name@v1..v2``),
-        feature pipeline version or code commit (prefix), and which serve now."""
+        feature pipeline version or code commit (prefix), and which serve now: live ones
+        (``live``, ``why_live``: Production, a protected alias, an app release bound to
+        it) first, then by name and version."""
 
     @abstractmethod
     def close(self) -> None:

@@ -73,9 +73,12 @@ from registry.models import (
     VersionCreate,
     check_dataset_version,
     check_erasure_request_id,
+    check_event_kinds,
+    check_event_page,
     check_model_name,
     check_subject_key,
     check_version,
+    check_version_page,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState
@@ -207,9 +210,21 @@ class HttpStore(RegistryStore):
     def get_version(self, name: str, version: int) -> ModelVersion:
         return _as(ModelVersion, self._get(f"/versions/{_at(name, version)}"))
 
-    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
-        found = self._get(f"/versions/{_name(name)}", {"limit": limit})
-        return _list(ModelVersion, found)
+    def list_versions(
+        self,
+        name: str,
+        *,
+        limit: int = 1000,
+        stage: Stage | None = None,
+        before: int | None = None,
+    ) -> list[ModelVersion]:
+        check_version_page(limit, stage, before)
+        query: dict[str, Any] = {"limit": limit}
+        if stage is not None:
+            query["stage"] = Stage.parse(str(stage)).value
+        if before is not None:
+            query["before"] = before
+        return _list(ModelVersion, self._get(f"/versions/{_name(name)}", query))
 
     def update_version(
         self,
@@ -403,10 +418,26 @@ class HttpStore(RegistryStore):
         return str(found["name"]), int(found["version"])
 
     # -- events and queries ------------------------------------------------------------
-    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
+    def events(
+        self,
+        *,
+        since: int = 0,
+        limit: int = 1000,
+        model: str | None = None,
+        kinds: Sequence[str] | None = None,
+        before: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        check_event_page(since, limit, before)
         query: dict[str, Any] = {"since": since, "limit": limit}
         if model is not None:
             query["model"] = model
+        if kinds is not None:
+            query["kinds"] = ",".join(check_event_kinds(kinds))
+        if before is not None:
+            query["before"] = before
+        if newest:
+            query["newest"] = "true"
         events = _list(Event, self._get("/events", query))
         if events:
             self._saw(events[-1].seq)

@@ -381,8 +381,15 @@ class ReplicatedStore(RegistryStore):
     def get_version(self, name: str, version: int) -> ModelVersion:
         return self._read(lambda s: s.get_version(name, version))
 
-    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
-        return self._read(lambda s: s.list_versions(name, limit=limit))
+    def list_versions(
+        self,
+        name: str,
+        *,
+        limit: int = 1000,
+        stage: Stage | None = None,
+        before: int | None = None,
+    ) -> list[ModelVersion]:
+        return self._read(lambda s: s.list_versions(name, limit=limit, stage=stage, before=before))
 
     def update_version(
         self,
@@ -563,10 +570,23 @@ class ReplicatedStore(RegistryStore):
         return self._read(lambda s: s.resolve_app_release(app, release, model))
 
     # -- events (what is read of the log raises the mark) -------------------------------
-    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
-        found = self._read(lambda s: s.events(since=since, limit=limit, model=model))
-        if found:
-            self.mark.raise_to(found[-1].seq)
+    def events(
+        self,
+        *,
+        since: int = 0,
+        limit: int = 1000,
+        model: str | None = None,
+        kinds: Sequence[str] | None = None,
+        before: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        found = self._read(
+            lambda s: s.events(
+                since=since, limit=limit, model=model, kinds=kinds, before=before, newest=newest
+            )
+        )
+        if found:  # whichever page it was, its newest event exists: no read may be older
+            self.mark.raise_to(max(event.seq for event in found))
         return found
 
     def latest_seq(self) -> int:

@@ -90,10 +90,10 @@ def test_lineage_impact_finds_the_versions(
 def test_lineage_impact_says_which_serve(trained: SqlStore) -> None:
     hits = trained.lineage_impact(dataset="customers")
 
-    assert [(h.name, h.version, h.stage, h.in_production) for h in hits] == [
-        ("churn", 1, Stage.PRODUCTION, True),
-        ("churn", 2, Stage.NONE, False),
-        ("fraud", 2, Stage.PRODUCTION, True),
+    assert [(h.name, h.version, h.stage, h.in_production, h.live) for h in hits] == [
+        ("churn", 1, Stage.PRODUCTION, True, True),
+        ("fraud", 2, Stage.PRODUCTION, True, True),
+        ("churn", 2, Stage.NONE, False, False),
     ]
 
 

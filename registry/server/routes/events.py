@@ -10,6 +10,7 @@ receives only the events of models it may read (``GuardedStore.sees``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -55,10 +56,34 @@ async def events(
         float,
         Query(ge=0, description=f"Seconds to wait while there is none (at most {MAX_WAIT_S:g})"),
     ] = 0,
+    kinds: Annotated[
+        str | None, Query(description="Only these kinds (comma-separated), e.g. stage,alias")
+    ] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_SEQ, description="Events with a sequence number below this")
+    ] = None,
+    newest: Annotated[
+        bool, Query(description="The newest `limit` events of the range (still oldest first)")
+    ] = False,
 ) -> Response:
+    wanted = None if kinds is None else [k.strip() for k in kinds.split(",") if k.strip()]
     if wait <= 0:  # a plain read sees every committed event, even one the feed has not yet
-        batch = await run_in_threadpool(door.events, since=since, limit=limit, model=model)
+        batch = await run_in_threadpool(
+            functools.partial(
+                door.events,
+                since=since,
+                limit=limit,
+                model=model,
+                kinds=wanted,
+                before=before,
+                newest=newest,
+            )
+        )
         found = [event.model_dump_json() for event in batch]
+    elif wanted is not None or before is not None or newest:
+        raise InvalidInput(
+            "wait follows the feed forward from since: it takes no kinds, before or newest"
+        )
     else:
         if model is not None:
             check_model_name(model)

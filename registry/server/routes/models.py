@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field, StringConstraints
 
-from registry.models import ArtifactRef, ModelVersion, RegisteredModel, VersionCreate
+from registry.models import ArtifactRef, ModelVersion, RegisteredModel, Stage, VersionCreate
 from registry.server.deps import Door, reply
 from registry.server.routes.params import (
     INT64_MAX,
@@ -133,8 +133,21 @@ def delete_version(name: str, version: VersionPath, store: Door) -> Response:
     response_model=list[ModelVersion],
     summary="A model's versions, newest first",
 )
-def list_versions(name: str, store: Door, limit: LimitQuery = 1000) -> Response:
-    return reply(many(store.list_versions(name, limit=limit)))
+def list_versions(
+    name: str,
+    store: Door,
+    limit: LimitQuery = 1000,
+    stage: Annotated[StoredText | None, Query(description="Only versions in this stage")] = None,
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=INT64_MAX, description="The cursor: versions below this number"),
+    ] = None,
+) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``before`` the last one's."""
+    found = store.list_versions(
+        name, limit=limit, stage=None if stage is None else Stage.parse(stage), before=before
+    )
+    return reply(many(found))
 
 
 @router.post(

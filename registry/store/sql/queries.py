@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 
 from registry.errors import InvalidInput
-from registry.models import Event, LineageHit, ModelVersion, Stage, check_model_name
+from registry.models import (
+    MAX_PAGE,
+    Event,
+    LineageHit,
+    ModelVersion,
+    Stage,
+    check_event_kinds,
+    check_event_page,
+    check_model_name,
+)
 from registry.release.transitions import serving_after
 from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions, require_model
 from registry.store.sql.engine import Database
+from registry.store.sql.live import why_live
 from registry.store.sql.pointers import production_timeline
 from registry.store.sql.schema import (
     datasets_table,
@@ -24,7 +36,7 @@ from registry.store.sql.schema import (
 from registry.store.sql.schema_access import tokens_table
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
-MAX_EVENTS = 10_000
+MAX_EVENTS = MAX_PAGE
 # The counter row, not max(seq): one primary-key read. It moves in the transaction
 # that appends the event, so a reader sees it move exactly when the event commits.
 _LATEST_SEQ = select(event_counter_table.c.seq).where(event_counter_table.c.id == 1)
@@ -37,16 +49,20 @@ _FEED_MARKS = select(
 class QueriesMixin:
     db: Database
 
-    def events(self, *, since: int = 0, limit: int = 1000, model: str | None = None) -> list[Event]:
-        if since < 0 or not 1 <= limit <= MAX_EVENTS:
-            raise InvalidInput(f"since must be >= 0 and limit between 1 and {MAX_EVENTS}")
-        query = select(*EVENT_COLUMNS).where(events_table.c.seq > since)
-        if model is not None:
-            check_model_name(model)
-            query = query.where(events_table.c.model_name == model)
+    def events(
+        self,
+        *,
+        since: int = 0,
+        limit: int = 1000,
+        model: str | None = None,
+        kinds: Sequence[str] | None = None,
+        before: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        query = events_query(since, limit, model, kinds, before, newest)
         with self.db.read() as conn:
-            rows = conn.execute(query.order_by(events_table.c.seq).limit(limit))
-            return [event_from_row(r) for r in rows]
+            found = [event_from_row(r) for r in conn.execute(query)]
+        return found[::-1] if newest else found
 
     def latest_seq(self) -> int:
         with self.db.read() as conn:
@@ -119,6 +135,7 @@ class QueriesMixin:
             rows = conn.execute(
                 select(
                     v.c.id,
+                    v.c.model_id,
                     v.c.version,
                     v.c.stage,
                     v.c.feature_pipeline,
@@ -137,7 +154,8 @@ class QueriesMixin:
                 )
             ):
                 datasets.setdefault(r.version_id, []).append(f"{r.name}@{r.version}")
-        return [
+            why = why_live(conn, {r.id: r for r in rows})
+        hits = [
             LineageHit(
                 name=r.name,
                 version=r.version,
@@ -147,9 +165,37 @@ class QueriesMixin:
                 feature_pipeline=r.feature_pipeline,
                 code_commit=r.code_commit,
                 created_at=r.created_at,
+                live=r.id in why,
+                why_live=tuple(why.get(r.id, ())),
             )
             for r in rows
         ]
+        # Already by name and version: a stable sort puts the live ones first.
+        return sorted(hits, key=lambda h: not h.live)
+
+
+def events_query(
+    since: int,
+    limit: int,
+    model: str | None,
+    kinds: Sequence[str] | None,
+    before: int | None,
+    newest: bool,
+) -> Select[Any]:
+    """One page of the log: the oldest ``limit`` events in the range, or with ``newest``
+    the newest ``limit`` (in descending order: the caller turns them round). The indexes
+    of migration 0008 serve each shape: (model_name, seq), (model_name, kind, seq),
+    (kind, seq), and the primary key for the whole log."""
+    check_event_page(since, limit, before)
+    e = events_table
+    query = select(*EVENT_COLUMNS).where(e.c.seq > since)
+    if before is not None:
+        query = query.where(e.c.seq < before)
+    if model is not None:
+        query = query.where(e.c.model_name == check_model_name(model))
+    if kinds is not None:
+        query = query.where(e.c.kind.in_(check_event_kinds(kinds)))
+    return query.order_by(e.c.seq.desc() if newest else e.c.seq).limit(limit)
 
 
 @lru_cache(maxsize=256)

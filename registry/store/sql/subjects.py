@@ -39,9 +39,9 @@ from registry.models import (
 )
 from registry.store.sql.common import LockedModel, append_event, lock_model, require_model, utcnow
 from registry.store.sql.engine import Database
-from registry.store.sql.facts import check_reason, policy_of
-from registry.store.sql.schema import aliases_table, datasets_table, models_table, versions_table
-from registry.store.sql.schema_contract import app_releases_table, bindings_table
+from registry.store.sql.facts import check_reason
+from registry.store.sql.live import why_live
+from registry.store.sql.schema import datasets_table, models_table, versions_table
 from registry.store.sql.schema_subjects import (
     KEY_BYTES,
     erasure_items_table,
@@ -427,7 +427,7 @@ def _lineage(
     for r in rows:
         versions[r.id] = r
         used[r.id].append(f"{r.dataset}@{r.dataset_version}")
-    why = _why_live(conn, versions)
+    why = why_live(conn, versions)
     open_items = _open_items(conn, {r.model_id for r in versions.values()})
     hits = [
         SubjectHit(
@@ -447,50 +447,6 @@ def _lineage(
     ]
     hits.sort(key=lambda h: (not h.live, h.name, h.version))
     return datasets, tuple(hits)
-
-
-def _why_live(conn: Connection, versions: dict[int, Any]) -> dict[int, list[str]]:
-    """Per version row id: Production, each protected alias on it, each app release that
-    pins it or follows a pointer at it."""
-    why: dict[int, list[str]] = defaultdict(list)
-    model_ids = sorted({r.model_id for r in versions.values()})
-    production = {
-        r.model_id: vid for vid, r in versions.items() if r.stage == Stage.PRODUCTION.value
-    }
-    for vid in production.values():
-        why[vid].append(Stage.PRODUCTION.value)
-    aliases: dict[tuple[int, str], int] = {}
-    policies = {}
-    for batch in chunks(model_ids):
-        for a in conn.execute(
-            select(aliases_table.c.model_id, aliases_table.c.alias, aliases_table.c.version_id)
-            .where(aliases_table.c.model_id.in_(batch))
-            .order_by(aliases_table.c.alias)
-        ):
-            aliases[a.model_id, a.alias] = a.version_id
-            if a.version_id not in versions:
-                continue
-            if a.model_id not in policies:
-                policies[a.model_id] = policy_of(conn, a.model_id)[0]
-            if policies[a.model_id].is_protected(a.alias):
-                why[a.version_id].append(f"alias {a.alias} (protected)")
-    _b, _ar = bindings_table, app_releases_table
-    for batch in chunks(model_ids):
-        for b in conn.execute(
-            select(_b.c.model_id, _b.c.version_id, _b.c.follow, _ar.c.app, _ar.c.release)
-            .join(_ar, _ar.c.id == _b.c.release_id)
-            .where(_b.c.model_id.in_(batch))
-            .order_by(_ar.c.app, _ar.c.release)
-        ):
-            if b.follow is None:
-                target = b.version_id
-            elif b.follow == "production":
-                target = production.get(b.model_id)
-            else:
-                target = aliases.get((b.model_id, b.follow))
-            if target in versions:
-                why[target].append(f"release {b.app}@{b.release}")
-    return why
 
 
 def _open_items(conn: Connection, model_ids: set[int]) -> dict[tuple[int, int], list[int]]:

@@ -20,6 +20,7 @@ from registry.models import (
     check_key,
     check_model_name,
     check_version,
+    check_version_page,
 )
 from registry.store.sql.common import (
     EVENT_COLUMNS,
@@ -294,20 +295,24 @@ class VersionsMixin:
                 raise NotFound(f"version {version} of model {name!r} not found")
             return load_versions(conn, [row.id])[0]
 
-    def list_versions(self, name: str, *, limit: int = 1000) -> list[ModelVersion]:
+    def list_versions(
+        self,
+        name: str,
+        *,
+        limit: int = 1000,
+        stage: Stage | None = None,
+        before: int | None = None,
+    ) -> list[ModelVersion]:
         check_model_name(name)
+        check_version_page(limit, stage, before)
+        v = versions_table
         with self.db.read() as conn:
-            model_id = require_model(conn, name)
-            ids = (
-                conn.execute(
-                    select(versions_table.c.id)
-                    .where(versions_table.c.model_id == model_id)
-                    .order_by(versions_table.c.version.desc())
-                    .limit(limit)
-                )
-                .scalars()
-                .all()
-            )
+            query = select(v.c.id).where(v.c.model_id == require_model(conn, name))
+            if stage is not None:
+                query = query.where(v.c.stage == _stage(stage).value)  # ix_version_model_stage
+            if before is not None:
+                query = query.where(v.c.version < before)
+            ids = conn.execute(query.order_by(v.c.version.desc()).limit(limit)).scalars().all()
             return load_versions(conn, list(ids))
 
     # ------------------------------------------------------------ mutable fields
@@ -451,3 +456,7 @@ def _attribute_rows(meta: VersionCreate) -> list[dict[str, Any]]:
         rows.append({"kind": "param", "key": key, "text": text, "num": number})
     rows.extend({"kind": "tag", "key": k, "text": v, "num": None} for k, v in meta.tags.items())
     return rows
+
+
+def _stage(stage: Stage | str) -> Stage:
+    return stage if isinstance(stage, Stage) else Stage.parse(stage)
