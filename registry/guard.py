@@ -50,7 +50,7 @@ from registry.models import (
     check_model_name,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
-from registry.release_models import Check, Replica, ReplicaState
+from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
 from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.store.base import RegistryStore
 from registry.webhooks import Delivery, Webhook
@@ -597,6 +597,19 @@ class GuardedStore(RegistryStore):
     ) -> CollectionRecord:
         self._may(ADMIN, "record artifact collections")
         return self.inner.record_collection(items, reason=reason)
+
+    # -- the rollback as a dry run: a read, scoped like the others -----------------------
+    def rollback_plan(self, name: str, *, to: int | None = None) -> RollbackPlan:
+        self._visible(name)
+        return self.inner.rollback_plan(name, to=to)
+
+    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
+        if names is not None:
+            for name in names:
+                self._visible(name)
+            return self.inner.rollback_plans(names)
+        plans = self.inner.rollback_plans()
+        return plans if self.everything else [p for p in plans if self.sees(p.name)]
 
 
 def _stage_pointers(stage: Stage) -> tuple[str, ...]:

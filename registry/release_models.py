@@ -141,3 +141,59 @@ def _check_json(value: Any, where: str) -> None:
         raise InvalidInput(
             f"check evidence {where} has a {type(value).__name__}, which is not JSON"
         )
+
+
+# ---------------------------------------------------------------- the rollback plan
+
+
+class PlanRegion(_Output):
+    """The rollback target's replica in one region of the policy (``replica`` None: none
+    recorded; ``stale``: verified bytes that are not the version's registered ones)."""
+
+    region: str
+    replica: str | None = None
+    verified_at: datetime | None = None
+    error: str | None = None
+
+
+class PlanRelease(_Output):
+    """One app release bound to the model, and whether it can take the rollback target.
+
+    Only a release following ``production`` is handed the target; a pinned one, or one
+    following an alias, keeps what it serves (compatible, and the reason says so)."""
+
+    release: str  # app@release
+    follow: str | None = None  # "production" or an alias; None when pinned
+    pinned: int | None = None
+    compatible: bool
+    reason: str
+
+
+class PlanCheck(_Output):
+    """The target's latest check of one kind in one region (or model-wide)."""
+
+    kind: str
+    region: str | None = None
+    passed: bool
+    at: datetime
+
+
+class RollbackPlan(_Output):
+    """What ``rollback NAME`` would do now, decided by the code the rollback runs.
+
+    ``safe`` is exactly "the rollback would go through": ``problems`` are the reasons it
+    would be refused, word for word. ``warnings`` are what the rollback does not gate on
+    but an on-call engineer should see first: a failed latest check of the target, or a
+    release it cannot feed where the policy does not require the signature gate."""
+
+    name: str
+    current: int | None = None
+    target: int | None = None
+    why: str
+    safe: bool
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    regions: tuple[PlanRegion, ...] = ()
+    releases: tuple[PlanRelease, ...] = ()
+    checks: tuple[PlanCheck, ...] = ()
+    generation: int

@@ -460,6 +460,8 @@ def test_the_matrix_covers_every_write_of_the_interface() -> None:
         "latest_checks",
         "authenticate",
         "close",
+        "rollback_plan",
+        "rollback_plans",
     }
     called: set[str] = set()
 
@@ -604,6 +606,8 @@ READS: list[tuple[str, Callable[[RegistryStore, World], object]]] = [
     ("ready_in_regions", lambda s, w: s.ready_in_regions(w.fraud, 1, [REGION, "eu-west"])),
     ("checks", lambda s, w: s.checks(w.fraud, 1)),
     ("latest_checks", lambda s, w: s.latest_checks(w.fraud, 1, "health")),
+    ("rollback_plan", lambda s, w: s.rollback_plan(w.fraud)),
+    ("rollback_plans", lambda s, w: s.rollback_plans([w.fraud, w.risk])),
 ]
 
 
@@ -684,6 +688,8 @@ ONE_MODEL_READS: list[tuple[str, Callable[[RegistryStore, str], object]]] = [
     ("ready_in_regions", lambda s, n: s.ready_in_regions(n, 1, [REGION])),
     ("checks", lambda s, n: s.checks(n, 1)),
     ("latest_checks", lambda s, n: s.latest_checks(n, 1, "health")),
+    ("rollback_plan", lambda s, n: s.rollback_plan(n)),
+    ("rollback_plans", lambda s, n: s.rollback_plans([n])),
 ]
 
 
@@ -717,6 +723,7 @@ def test_a_scoped_reader_lists_only_its_namespace(
     assert guard.search("", limit=10_000) == [v for v in everything if v.name.startswith(mine)]
     assert guard.events(model=w.outside) == []
     assert guard.fleet() == [b for b in module_store.fleet() if b.model.startswith(mine)]
+    assert {p.name for p in guard.rollback_plans()} == {w.fraud, w.risk}
 
 
 def test_a_pointer_scope_reads_its_whole_model_and_nothing_else(

@@ -47,6 +47,7 @@ ROUTERS = (
     "registry.server.routes.webhooks:router",
     "registry.server.routes.subjects:router",
     "registry.server.routes.retention:router",
+    "registry.server.routes.rollback_plan:router",
 )
 # Background services started with the app: each a callable (app, config) -> stop().
 SERVICES: tuple[str, ...] = (

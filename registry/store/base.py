@@ -30,7 +30,7 @@ from registry.models import (
     VersionCreate,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
-from registry.release_models import Check, Replica, ReplicaState
+from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
 from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.webhooks import Delivery, Webhook
 
@@ -532,3 +532,19 @@ class RegistryStore(ABC):
         (``details``: sha256 and size; ``subject``: the store) on the model whose version
         was registered with that digest, or with the bundle's (``via``), deleted or
         not. Items no registration ever named come back as ``unattributed``."""
+
+    # -- the rollback as a dry run (``modelreg rollback --dry-run``, ``models``) --------
+    @abstractmethod
+    def rollback_plan(self, name: str, *, to: int | None = None) -> RollbackPlan:
+        """What ``rollback(name, to=to)`` would do now, decided by the rollback's own
+        code: the version it would restore and why, ``safe`` exactly when it would go
+        through (``problems``: its refusal's reasons, word for word), the target's
+        replica in each region of the policy, every app release bound to the model and
+        whether it can take the target, and the target's latest checks. Changes
+        nothing and appends no event; ``NotFound`` for an unknown model."""
+
+    @abstractmethod
+    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
+        """``rollback_plan`` of each named model (every model without ``names``), by
+        name, in one call; ``why`` names the choice without when and by whom the
+        target entered Production (that costs a walk of each model's event log)."""

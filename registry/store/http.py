@@ -81,7 +81,7 @@ from registry.models import (
     check_version_page,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
-from registry.release_models import Check, Replica, ReplicaState
+from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
 from registry.retention_models import ArtifactReferences, CollectedArtifact, CollectionRecord
 from registry.store.base import RegistryStore
 from registry.webhooks import Delivery, Webhook
@@ -647,6 +647,19 @@ class HttpStore(RegistryStore):
             raise InvalidInput("record_collection takes a list of CollectedArtifact")
         body = {"items": [_collected(item) for item in items], "reason": reason}
         return _as(CollectionRecord, self._write("POST", "/retention/collections", body))
+
+    # -- the rollback as a dry run -------------------------------------------------------
+    def rollback_plan(self, name: str, *, to: int | None = None) -> RollbackPlan:
+        query = None if to is None else {"to": to}
+        return _as(RollbackPlan, self._get(f"/rollback-plan/{_name(name)}", query))
+
+    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
+        if isinstance(names, str):
+            raise InvalidInput("rollback_plans takes a list of model names, not one string")
+        query = None if names is None else {"name": list(names)}
+        if names is not None and not names:
+            return []
+        return _list(RollbackPlan, self._get("/rollback-plans", query))
 
     # -- the wire ------------------------------------------------------------------------
     def _saw(self, seq: int) -> None:

@@ -22,7 +22,8 @@ every ``RECHECK_S``. A replica that cannot be reached (or has no schema yet) is 
 Which reads may be answered by the replica is explicit per method (``REPLICA_READS``):
 the rows every read there returns are written only with an event, so the mark covers
 them. Rows written without an event (replicas, checks, heartbeats, tokens, webhooks, an
-app release's creation, subject manifests) and the dry run of the promotion gate are
+app release's creation, subject manifests) and the dry runs of the promotion gate and of
+the rollback (``rollback_plan``, which reads replicas and checks) are
 read from the primary (``PRIMARY_READS``), as are ``authenticate`` (a revoked token is
 refused at once) and ``artifact_references`` (garbage collection must never miss a
 version a lagging replica has not replayed yet).
@@ -64,7 +65,7 @@ from registry.models import (
     VersionCreate,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
-from registry.release_models import Check, Replica, ReplicaState
+from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
 from registry.store.base import RegistryStore
 from registry.store.sql.common import APPENDED
 from registry.webhooks import Delivery, Webhook
@@ -113,6 +114,8 @@ PRIMARY_READS = frozenset(
         "subject_lineage",
         "erasures",
         "artifact_references",
+        "rollback_plan",
+        "rollback_plans",
     }
 )
 READ_ONLY_OPTION = "-c default_transaction_read_only=on"
@@ -739,3 +742,10 @@ class ReplicatedStore(RegistryStore):
         self, items: Sequence[CollectedArtifact], *, reason: str
     ) -> CollectionRecord:
         return self._write(lambda s: s.record_collection(items, reason=reason))
+
+    # -- the rollback as a dry run: replica rows and checks are written without events --
+    def rollback_plan(self, name: str, *, to: int | None = None) -> RollbackPlan:
+        return self._primary(lambda s: s.rollback_plan(name, to=to))
+
+    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
+        return self._primary(lambda s: s.rollback_plans(names))

@@ -74,6 +74,7 @@ HTTP_MODULES = frozenset(
         "test_fleet",
         "test_lifecycle",
         "test_subjects",
+        "test_rollback_plan",
     }
 )
 # Every store test needs ``store_url`` through ``make_store``; only asking for it by

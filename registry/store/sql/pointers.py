@@ -30,7 +30,7 @@ from registry.models import (
 )
 from registry.release import gates
 from registry.release.decision import Decision
-from registry.release.policy import Gate
+from registry.release.policy import Gate, ReleasePolicy
 from registry.release.transitions import (
     ProductionChange,
     RollbackTarget,
@@ -431,12 +431,7 @@ class PointersMixin(Recorder):
         with self.db.write() as conn:
             model = lock_model(conn, name)
             check_generation(model, expected_generation)
-            current = conn.execute(_IN_PRODUCTION, {"model_id": model.id}).first()
-            choice = choose_rollback_target(
-                rollback_candidates(conn, model.id, to),
-                current.version if current else None,
-                to,
-            )
+            current, choice = rollback_choice(conn, model.id, to)
             outcome = self._gate_rollback(conn, model, choice, to, reason, force)
             if isinstance(outcome, EventDetails):
                 assert choice.evidence.target is not None
@@ -464,13 +459,8 @@ class PointersMixin(Recorder):
     ) -> EventDetails | GateRefused:
         """The rollback event's details, or the refusal (recorded) to raise after commit."""
         target = choice.evidence.target
-        decision: Decision[Any] = choice
+        decision, policy = rollback_gate(conn, model, choice)
         if choice.ok and target is not None:
-            policy, policy_version = policy_of(conn, model.id)
-            facts = rollback_facts(
-                conn, model, target, choice.evidence.current, policy, policy_version
-            )
-            decision = gates.rollback(policy, facts)
             if decision.ok:
                 return EventDetails(invalidate=True)
             if force:
@@ -599,6 +589,33 @@ _SERVED_AT = select(_v.c.version, _v.c.served_generation).where(
     _v.c.version == bindparam("version"),
     _v.c.served_generation.is_not(None),
 )
+
+
+def rollback_choice(
+    conn: Connection, model_id: int, requested: int | None
+) -> tuple[Any, Decision[RollbackTarget]]:
+    """The Production row now (id, version; None if none) and the version a rollback
+    restores: what ``rollback`` and its dry run (``rollback_plan``) both decide from."""
+    current = conn.execute(_IN_PRODUCTION, {"model_id": model_id}).first()
+    choice = choose_rollback_target(
+        rollback_candidates(conn, model_id, requested),
+        current.version if current else None,
+        requested,
+    )
+    return current, choice
+
+
+def rollback_gate(
+    conn: Connection, model: LockedModel, choice: Decision[RollbackTarget]
+) -> tuple[Decision[Any], ReleasePolicy]:
+    """The rollback's verdict and the policy it read: the target choice's refusal, or
+    the rollback gate on the chosen target's facts (its ``evidence``: ``RollbackFacts``)."""
+    policy, policy_version = policy_of(conn, model.id)
+    target = choice.evidence.target
+    if not choice.ok or target is None:
+        return choice, policy
+    facts = rollback_facts(conn, model, target, choice.evidence.current, policy, policy_version)
+    return gates.rollback(policy, facts), policy
 
 
 def rollback_candidates(

@@ -16,6 +16,7 @@ from registry.store.sql.policies import PoliciesMixin
 from registry.store.sql.queries import QueriesMixin
 from registry.store.sql.release import ReleaseMixin
 from registry.store.sql.retention import RetentionMixin
+from registry.store.sql.rollback_plan import RollbackPlanMixin
 from registry.store.sql.subjects import SubjectsMixin
 from registry.store.sql.versions import VersionsMixin
 from registry.store.sql.webhooks import WebhooksMixin
@@ -34,6 +35,7 @@ class SqlStore(
     WebhooksMixin,
     RetentionMixin,
     SubjectsMixin,
+    RollbackPlanMixin,
     RegistryStore,
 ):
     def __init__(
