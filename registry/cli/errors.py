@@ -93,24 +93,9 @@ def report(exc: BaseException, *, show_traceback: bool = False) -> int:
         # A bare ``modelreg`` or ``modelreg alias`` asks what there is: show the help.
         click.echo(exc.ctx.get_help())
         return 0
-    if isinstance(exc, BrokenPipeError):
-        _silence_stdout()
-        return OTHER
     if show_traceback and exit_code(exc) == OTHER:
         import traceback
 
         traceback.print_exception(exc)
     click.echo(f"error: {message(exc)}", err=True)
     return exit_code(exc)
-
-
-def _silence_stdout() -> None:
-    # The reader went away (``modelreg events | head``): nothing more can be shown,
-    # and the flush at exit must not fail a second time (the recipe in Python's
-    # signal documentation).
-    import contextlib
-    import os
-    import sys
-
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "history": (
         "registry.cli.views:history",
-        "Everything that happened to model NAME, oldest first.",
+        "What moved model NAME's pointers, newest last: the 50 latest changes.",
     ),
     "policy": (
         "registry.cli.policy:policy",
@@ -142,6 +142,15 @@ class RegistryCli(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a reader that went away (``modelreg history M | head``) ends it
+        quietly with exit 0. Caught here, inside click: click's own handler exits 1."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            reader_gone()
+            raise click.exceptions.Exit(0) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from ``COMMANDS``: listing needs no command module imported."""
         rows = [(name, summary) for name, (_target, summary) in COMMANDS.items()]
@@ -217,17 +226,35 @@ def cli(
     state.read_registry_url = read_registry_url
 
 
+def reader_gone() -> None:
+    """Stdout's reader closed the pipe: nothing more can be shown, and the flush at exit
+    must not fail a second time ("Exception ignored … BrokenPipeError"). The recipe of
+    Python's signal documentation: point stdout at /dev/null."""
+    import contextlib
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main() -> None:
     """Console-script entry point (``modelreg``)."""
     import gc
+    import sys
 
     # A short-lived process: skip cyclic garbage collection while it runs, and
     # freeze what was built so interpreter shutdown does not walk it (~0.2 s saved).
     gc.disable()
     try:
-        cli.main(prog_name="modelreg")
+        code = cli.main(prog_name="modelreg", standalone_mode=False)
+        sys.stdout.flush()  # streamed output is buffered: its last write happens here
+    except BrokenPipeError:
+        reader_gone()
+        code = 0
     finally:
         gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

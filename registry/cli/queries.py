@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
 import click
 
 from registry.cli.state import CliState, json_option, pass_state
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -53,37 +58,61 @@ def lineage() -> None:
 @click.option("--dataset", metavar="D[@V|@LO..HI]", help="A dataset, a version or a range.")
 @click.option("--pipeline", metavar="P", help="A feature pipeline version.")
 @click.option("--commit", metavar="C", help="A code commit (a prefix is enough).")
+@click.option("--all", "every_hit", is_flag=True, help="List every version, not only live ones.")
 @json_option
 @pass_state
-def impact(state: CliState, dataset: str | None, pipeline: str | None, commit: str | None) -> None:
-    """Versions that used a dataset, pipeline or commit.
+def impact(
+    state: CliState,
+    dataset: str | None,
+    pipeline: str | None,
+    commit: str | None,
+    every_hit: bool,
+) -> None:
+    """Versions that used a dataset, pipeline or commit: the live ones first.
 
-    Shows which of them serve in Production now.
+    Live: in Production, under a protected alias or bound to an app release
+    (the "live" column says which). Then a count of the others; --all lists
+    them too. --json always lists every version, live ones first.
     """
-    from registry.cli.render import emit_json, print_table
+    from registry.cli.render import stream_json, stream_table
 
     if sum(x is not None for x in (dataset, pipeline, commit)) != 1:
         raise click.UsageError("give exactly one of --dataset, --pipeline or --commit")
     hits = state.store().lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
     if state.json:
-        emit_json(hits)
+        stream_json(_pages(hits))
         return
-    print_table(
-        ["model", "version", "stage", "in production", "datasets", "pipeline", "commit"],
+    shown = hits if every_hit else [h for h in hits if h.live]
+    stream_table(
+        ["model", "version", "stage", "live", "datasets", "pipeline", "commit"],
         (
-            [
-                h.name,
-                str(h.version),
-                h.stage.value,
-                "yes" if h.in_production else "no",
-                ", ".join(h.datasets) or "-",
-                h.feature_pipeline or "-",
-                h.code_commit or "-",
-            ]
-            for h in hits
+            (
+                [
+                    h.name,
+                    str(h.version),
+                    h.stage.value,
+                    "; ".join(h.why_live) or "-",
+                    ", ".join(h.datasets) or "-",
+                    h.feature_pipeline or "-",
+                    h.code_commit or "-",
+                ]
+                for h in page
+            )
+            for page in _pages(shown)
         ),
-        empty="no versions used it",
+        empty="no live version used it" if hits else "no versions used it",
     )
+    rest = len(hits) - len(shown)
+    if rest:
+        click.echo(f"and {rest:,} more version{'s' if rest > 1 else ''} used it (--all lists them)")
+
+
+def _pages(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """A long list in slices, so its lines go out while the rest is still formatted."""
+    from registry.cli.paging import PAGE
+
+    for start in range(0, len(items), PAGE):
+        yield items[start : start + PAGE]
 
 
 @lineage.command()

@@ -7,7 +7,7 @@ table is printed; user data is never read as Rich markup.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,6 +15,7 @@ import click
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from pydantic import BaseModel
     from rich.console import Console
 
     from registry.models import Event, PointerChange
@@ -244,3 +245,89 @@ def _console() -> Console:
     return Console(
         file=sys.stdout, width=width, markup=False, highlight=False, emoji=False, soft_wrap=False
     )
+
+
+# ---------------------------------------------------------------- streamed output (#13)
+# Lists with no bound (a history of 100,000 events, ``lineage impact --all``) are written
+# page by page as the store returns them: the widths come from the first page and never
+# change, so memory stays flat and the first lines appear at once. Rich is not used here:
+# it needs every row before it prints one.
+
+_STREAM_GAP = " " * _GAP
+
+
+def stream_table(
+    columns: Sequence[str],
+    pages: Iterable[Iterable[Sequence[str]]],
+    *,
+    empty: str,
+    width: int | None = None,
+    shrink: Sequence[str] = (),
+) -> int:
+    """A table in the shape ``print_table`` draws, one page at a time; the number of rows.
+
+    Column widths are the first page's (fitted to ``width`` as ``print_table`` does). A
+    later cell that is wider pushes the rest of its line right; the last column is never
+    padded, so a long reason or change costs no trailing blanks."""
+    widths: list[int] = []
+    cuttable: list[int] = []
+    rows = 0
+    for page in pages:
+        cells = [list(row) for row in page]
+        if not cells:
+            continue
+        if not widths:
+            if width is not None:
+                cells = _fit(columns, cells, width, shrink)
+                cuttable = [columns.index(c) for c in shrink if c in columns]
+            widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+            header = _STREAM_GAP.join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+            rule = "─" * (sum(widths) + _GAP * (len(widths) - 1))
+            write_text(f"{header.rstrip()}\n{rule}\n")
+        lines = [
+            _STREAM_GAP.join(
+                (_cut(cell, widths[i]) if i in cuttable else cell).ljust(widths[i])
+                for i, cell in enumerate(row)
+            ).rstrip()
+            for row in cells
+        ]
+        write_text("\n".join(lines) + "\n")
+        rows += len(cells)
+    if not rows:
+        write_text(f"{empty}\n")
+    return rows
+
+
+def stream_json(
+    pages: Iterable[Sequence[BaseModel]],
+    *,
+    key: str | None = None,
+    cursor: Callable[[], str | None] | None = None,
+) -> None:
+    """A JSON array of the pages' items, each written as it comes, one per line.
+
+    With ``key`` it is ``{"<key>": [...], "next_cursor": ...}``: ``cursor`` is asked for
+    the next cursor once every item is out (paging finds out only at the end whether
+    more exist)."""
+    opening = f'{{"{key}": [' if key else "["
+    first = True  # nothing is written before the first page is read: it may fail
+    for page in pages:
+        if not page:
+            continue
+        items = ",\n".join(item.model_dump_json() for item in page)
+        write_text((f"{opening}\n" if first else ",\n") + items)
+        first = False
+    if first:
+        write_text(opening)
+    write_text("\n]" if not first else "]")
+    if key:
+        import json
+
+        write_text(f', "next_cursor": {json.dumps(cursor() if cursor else None)}}}')
+    write_text("\n")
+
+
+def write_text(text: str) -> None:
+    """Straight to stdout's buffer: ``click.echo`` would flush at every line. The entry
+    point flushes at the end, and a reader that went away ends it quietly."""
+    sys.stdout.write(text)

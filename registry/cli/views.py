@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -137,44 +138,60 @@ def _namespace_prefix(namespace: str | None) -> str:
 
 @click.command()
 @click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, metavar="N")
+@click.option("--stage", metavar="STAGE", help="Only versions in this stage (e.g. Production).")
 @click.option(
-    "--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True, metavar="N"
+    "--cursor",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only versions older than N: a page's next_cursor, for the page after it.",
 )
 @json_option
 @pass_state
-def versions(state: CliState, name: str, limit: int) -> None:
+def versions(state: CliState, name: str, limit: int, stage: str | None, cursor: int | None) -> None:
     """Versions of model NAME, newest first.
 
-    The table fits 120 columns: it shows the release policy's key metrics (those
-    its staging rules name; else the first few by name) to 4 significant digits.
+    The 20 newest by default; when there are more, a line on stderr (and
+    next_cursor in --json) gives the --cursor of the next page. The table fits
+    120 columns: it shows the release policy's key metrics (those its staging
+    rules name; else the first few by name) to 4 significant digits.
     'modelreg show' and --json give every metric.
     """
-    from registry.cli.render import emit_json, key_metrics_text, print_table, when
+    from registry.cli.paging import VersionPages
+    from registry.cli.render import key_metrics_text, stream_json, stream_table, when
+    from registry.models import Stage
 
+    chosen = Stage.parse(stage) if stage else None
     store = state.store()
-    found = store.list_versions(name, limit=limit)
+    pages = VersionPages(store, name, limit=limit, stage=chosen, before=cursor)
     if state.json:
-        emit_json(found)
+        stream_json(pages, key="versions", cursor=pages.next_cursor)
         return
     keys = store.get_policy(name).policy.key_metrics
-    print_table(
+    stream_table(
         ["version", "stage", "aliases", "created", "by", "sha256", "metrics"],
         (
-            [
-                str(v.version),
-                v.stage.value,
-                ", ".join(v.aliases) or "-",
-                when(v.created_at),
-                v.created_by,
-                v.artifact.sha256[:12],
-                key_metrics_text(v.metrics, keys),
-            ]
-            for v in found
+            (
+                [
+                    str(v.version),
+                    v.stage.value,
+                    ", ".join(v.aliases) or "-",
+                    when(v.created_at),
+                    v.created_by,
+                    v.artifact.sha256[:12],
+                    key_metrics_text(v.metrics, keys),
+                ]
+                for v in page
+            )
+            for page in pages
         ),
-        empty=f"model {name!r} has no versions",
+        empty=f"model {name!r} has no versions" + (f" in {chosen.value}" if chosen else ""),
         width=TABLE_WIDTH,
         shrink=("aliases", "by", "metrics"),
     )
+    older = pages.next_cursor()
+    if older:
+        click.echo(f"… older versions exist: --cursor {older} shows the next page", err=True)
 
 
 @click.command()
@@ -209,8 +226,62 @@ def show(state: CliState, name: str, version: str) -> None:
         )
 
 
+class SeqOrTime(click.ParamType[int | datetime]):
+    """``--since``: a sequence number (digits), or a time as ``--at`` takes it."""
+
+    name = "SEQ|TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | datetime:
+        if isinstance(value, int | datetime):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            return IsoTime().convert(text, param, ctx)
+        except click.BadParameter:
+            self.fail(
+                f"{value!r} is neither a sequence number nor an ISO 8601 time "
+                "(e.g. 120 or 2026-11-20T02:14:00Z)",
+                param,
+                ctx,
+            )
+
+
+HISTORY_PAGE = 50  # what ``history`` shows unless told: the recent past, on one screen
+
+
 @click.command()
 @click.argument("name")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(0, 10_000),
+    default=HISTORY_PAGE,
+    show_default=True,
+    metavar="N",
+    help="The N most recent events; 0: every one, oldest first, written as it is read.",
+)
+@click.option(
+    "--since",
+    type=SeqOrTime(),
+    help="Only events after sequence number SEQ, or from TIME on (naive = UTC).",
+)
+@click.option(
+    "--cursor",
+    type=click.IntRange(min=1),
+    metavar="SEQ",
+    help="Only events before SEQ: a page's next_cursor, for the page before it.",
+)
+@click.option(
+    "--all",
+    "every_kind",
+    is_flag=True,
+    help="Every event, also registrations, tag and description edits, deletions of "
+    "versions that never served and artifact collections.",
+)
 @click.option(
     "--at",
     type=IsoTime(),
@@ -218,34 +289,106 @@ def show(state: CliState, name: str, version: str) -> None:
 )
 @json_option
 @pass_state
-def history(state: CliState, name: str, at: datetime | None) -> None:
-    """Everything that happened to model NAME, oldest first.
+def history(
+    state: CliState,
+    name: str,
+    limit: int,
+    since: int | datetime | None,
+    cursor: int | None,
+    every_kind: bool,
+    at: datetime | None,
+) -> None:
+    """What moved model NAME's pointers, newest last: the 50 latest changes.
 
     Stage and alias moves, rollbacks, refused changes (REFUSED, with every unmet
-    gate), forced ones (FORCED, with the gates skipped), policy changes, approvals
-    and app-release bindings; a change made by a flow run names the deployment
-    and run. --json carries each event's full details (and the run's URL).
+    gate), forced ones (FORCED, with the gates skipped), policy changes, approvals,
+    app-release bindings, renames and erasure requests; --all adds registrations
+    and every other event. A change made by a flow run names the deployment and
+    run. When older events exist, a line on stderr says how to see them.
+
+    \b
+    --json: {"events": [...], "next_cursor": SEQ or null}, oldest first; pass
+    next_cursor as --cursor for the page before. With --limit 0, every event
+    (oldest first, streamed) and next_cursor null.
     """
-    from registry.cli.render import emit_json
-
-    store = state.store()
     if at is not None:
-        from registry.cli.render import when
-
-        serving = store.production_at(name, at)
-        if state.json:
-            moment = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            emit_json({"name": name, "at": moment, "production": serving})
-        elif serving is None:
-            click.echo(f"{name}: no version served in Production at {when(at)}")
-        else:
-            click.echo(f"{name}: version {serving} served in Production at {when(at)}")
+        _refuse_with_at(since, cursor, every_kind)
+        _production_at(state, name, at)
         return
-    found = store.history(name)
+    from registry.models import POINTER_KINDS, check_model_name
+
+    check_model_name(name)
+    store = state.store()
+    kinds = None if every_kind else sorted(POINTER_KINDS)
+    floor = _since_seq(store, name, since)
+    empty = "no events" if every_kind else "no pointer changes yet (--all shows every event)"
+    if limit == 0:
+        from registry.cli.paging import event_pages
+
+        pages = event_pages(store, since=floor, before=cursor, model=name, kinds=kinds)
+        _write_events(state, _of_known_model(store, name, pages), empty=empty, key="events")
+        return
+    from registry.cli.paging import NewestEvents
+
+    window = NewestEvents(store, limit=limit, since=floor, before=cursor, model=name, kinds=kinds)
+    if not window.events:
+        store.get_model(name)  # an unknown model is an error, not an empty history
     if state.json:
-        emit_json(found)
+        _write_events(state, [window.events], empty=empty, key="events", cursor=window.next_cursor)
+        return
+    older = window.next_cursor()
+    if older:
+        click.echo(
+            f"… earlier events exist: --cursor {older} shows the {limit} before them, "
+            "--limit 0 every one",
+            err=True,
+        )
+    _write_events(state, [window.events], empty=empty)
+
+
+def _refuse_with_at(since: object, cursor: object, every_kind: bool) -> None:
+    """``--at`` answers one question; paging options beside it would be silently ignored."""
+    given = [o for o, v in (("--since", since), ("--cursor", cursor)) if v is not None]
+    if every_kind:
+        given.append("--all")
+    if given:
+        raise click.UsageError(f"--at takes no {' or '.join(given)}: it names one version")
+
+
+def _production_at(state: CliState, name: str, at: datetime) -> None:
+    from registry.cli.render import emit_json, when
+
+    serving = state.store().production_at(name, at)
+    if state.json:
+        moment = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        emit_json({"name": name, "at": moment, "production": serving})
+    elif serving is None:
+        click.echo(f"{name}: no version served in Production at {when(at)}")
     else:
-        _print_events(found, show_model=False)
+        click.echo(f"{name}: version {serving} served in Production at {when(at)}")
+
+
+def _since_seq(store: RegistryStore, name: str, since: int | datetime | None) -> int:
+    """``--since`` as a sequence number: events after it are the ones asked for."""
+    if since is None:
+        return 0
+    if isinstance(since, int):
+        return since
+    from registry.cli.paging import seq_before
+
+    return seq_before(store, name, since)
+
+
+def _of_known_model(
+    store: RegistryStore, name: str, pages: Iterable[list[Event]]
+) -> Iterator[list[Event]]:
+    """The pages, and NotFound at the end when there were none and NAME is no model."""
+    seen = False
+    for page in pages:
+        seen = True
+        yield page
+    if not seen:
+        store.get_model(name)
 
 
 @click.command()
@@ -259,34 +402,48 @@ def history(state: CliState, name: str, at: datetime | None) -> None:
 def events(state: CliState, since: int, limit: int, model: str | None) -> None:
     """The change feed: events after sequence number SEQ, in order.
 
-    Rendered as in 'modelreg history'; --json carries each event's full details.
+    Rendered as in 'modelreg history'; --json carries each event's full details
+    (a JSON list; the last event's seq is the next --since). Written as it is read.
     """
-    from registry.cli.render import emit_json
+    from registry.cli.paging import event_pages
 
-    found = state.store().events(since=since, limit=limit, model=model)
+    pages = event_pages(state.store(), since=since, model=model, limit=limit)
+    _write_events(state, pages, empty="no events", show_model=True)
+
+
+def _write_events(
+    state: CliState,
+    pages: Iterable[list[Event]],
+    *,
+    empty: str,
+    show_model: bool = False,
+    key: str | None = None,
+    cursor: Callable[[], str | None] | None = None,
+) -> None:
+    """Events as JSON (a list, or ``{key: [...], "next_cursor": …}``) or a table, a page
+    at a time."""
+    from registry.cli.render import describe_event, stream_json, stream_table, when, who
+
     if state.json:
-        emit_json(found)
-    else:
-        _print_events(found, show_model=True)
-
-
-def _print_events(found: list[Event], *, show_model: bool) -> None:
-    from registry.cli.render import describe_event, print_table, when, who
-
+        stream_json(pages, key=key, cursor=cursor)
+        return
     columns = ["seq", "at", *(["model"] if show_model else []), "change", "by", "gen", "reason"]
-    print_table(
+    stream_table(
         columns,
         (
-            [
-                str(e.seq),
-                when(e.at),
-                *([e.model] if show_model else []),
-                describe_event(e),
-                who(e),
-                str(e.generation),
-                e.reason or "-",
-            ]
-            for e in found
+            (
+                [
+                    str(e.seq),
+                    when(e.at),
+                    *([e.model] if show_model else []),
+                    describe_event(e),
+                    who(e),
+                    str(e.generation),
+                    e.reason or "-",
+                ]
+                for e in page
+            )
+            for page in pages
         ),
-        empty="no events",
+        empty=empty,
     )

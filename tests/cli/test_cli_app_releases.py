@@ -105,7 +105,7 @@ def test_binding_a_matching_version_pins_it(released: Harness) -> None:
     (binding,) = bound["bindings"]
     assert (binding["model"], binding["version"], binding["follow"]) == (MODEL, 1, None)
     assert binding["bound_by"] == "oncall@test"
-    event = released.json("history", MODEL)[-1]
+    event = released.json("history", MODEL)["events"][-1]
     assert (event["kind"], event["subject"], event["to_value"]) == ("binding", f"{APP}@1.0.0", "v1")
     assert f"{APP}@1.0.0 pinned to {MODEL} v1" in _out(released, "history", MODEL)
 
@@ -120,7 +120,7 @@ def test_binding_a_version_without_merchant_category_is_refused_naming_it(
     assert message.startswith("error: binding gate refused")
     assert "extra merchant_category" in message
     assert released.json("release", "show", APP, "1.0.0")["bindings"] == []
-    refused = released.json("history", MODEL)[-1]
+    refused = released.json("history", MODEL)["events"][-1]
     assert (refused["kind"], refused["details"]["gate"]) == ("refused", "binding")
     assert "REFUSED v2 -> fraud-service@1.0.0 (binding gate)" in _out(released, "history", MODEL)
 
@@ -150,7 +150,7 @@ def test_a_forced_binding_needs_a_reason_and_is_marked(released: Harness) -> Non
     args = ["release", "bind", APP, "1.0.0", "--model", MODEL, "--version", "2", "--force"]
     assert "reason" in released.fail(*args, code=2)
     released.json(*args, "--reason", "hotfix")
-    event = released.json("history", MODEL)[-1]
+    event = released.json("history", MODEL)["events"][-1]
     assert (event["kind"], event["details"]["forced"]) == ("binding", True)
     assert "FORCED (skipped signature)" in _out(released, "history", MODEL)
 

@@ -51,7 +51,7 @@ def test_history_records_the_rollback_with_its_reason_and_actor(reg: Harness) ->
         reg.register()
         reg.promote(version)
     reg.json("rollback", MODEL, "--reason", "latency spike")
-    last = reg.json("history", MODEL)[-1]
+    last = reg.json("history", MODEL)["events"][-1]
     assert (last["kind"], last["from_value"], last["to_value"]) == ("rollback", "2", "1")
     assert (last["reason"], last["actor"]) == ("latency spike", "oncall@test")
 
@@ -110,7 +110,7 @@ def test_a_refusal_is_history_and_the_break_glass_is_marked(reg: Harness) -> Non
     message = reg.fail("promote", MODEL, "1", code=4)
     assert "no canary result" in message
     reg.json("promote", MODEL, "1", "--force", "--reason", "incident 7")
-    kinds = [(e["kind"], e["details"]["forced"]) for e in reg.json("history", MODEL)[-2:]]
+    kinds = [(e["kind"], e["details"]["forced"]) for e in reg.json("history", MODEL)["events"][-2:]]
     assert kinds == [("refused", False), ("stage", True)]
 
 
@@ -121,4 +121,4 @@ def test_a_binding_with_skew_is_refused(reg: Harness, tmp_path: Path) -> None:
     reg.json("release", "create", "fraud-service", "2.0.0", "--schema", str(schema))
     args = ["release", "bind", "fraud-service", "2.0.0", "--model", MODEL, "--version", "1"]
     assert "missing merchant_category" in reg.fail(*args, code=4)
-    assert reg.json("history", MODEL)[-1]["details"]["gate"] == "binding"
+    assert reg.json("history", MODEL)["events"][-1]["details"]["gate"] == "binding"

@@ -300,5 +300,5 @@ def test_a_refused_rollback_moves_nothing_and_is_history(
     assert [(m["name"], m["generation"], m["production"]) for m in after] == [
         (m["name"], m["generation"], m["production"]) for m in before
     ]
-    last = populated.json("history", args[1])[-1]
+    last = populated.json("history", args[1])["events"][-1]
     assert (last["kind"], last["details"]["gate"], last["reason"]) == ("refused", "rollback", "x")

@@ -110,13 +110,13 @@ def test_models_shows_production_staging_aliases_and_generation(reg: Harness) ->
 def test_versions_lists_newest_first(reg: Harness) -> None:
     for _ in range(3):
         reg.register()
-    assert [v["version"] for v in reg.json("versions", MODEL)] == [3, 2, 1]
+    assert [v["version"] for v in reg.json("versions", MODEL)["versions"]] == [3, 2, 1]
 
 
 def test_versions_limit_keeps_the_newest(reg: Harness) -> None:
     for _ in range(3):
         reg.register()
-    assert [v["version"] for v in reg.json("versions", MODEL, "--limit", "2")] == [3, 2]
+    assert [v["version"] for v in reg.json("versions", MODEL, "--limit", "2")["versions"]] == [3, 2]
 
 
 def test_show_returns_every_part_of_the_version(reg: Harness) -> None:
@@ -227,11 +227,11 @@ def test_alias_delete_removes_the_alias(reg: Harness) -> None:
     assert reg.json("models")[0]["aliases"] == {}
 
 
-def test_history_lists_every_event_of_the_model_oldest_first(reg: Harness) -> None:
+def test_history_all_lists_every_event_of_the_model_oldest_first(reg: Harness) -> None:
     reg.register()
     reg.promote(1)
     reg.json("alias", "set", MODEL, "champion", "1")
-    kinds = [e["kind"] for e in reg.json("history", MODEL)]
+    kinds = [e["kind"] for e in reg.json("history", MODEL, "--all")["events"]]
     assert kinds == ["model.created", "version.registered", "stage", "stage", "alias"]
 
 
@@ -262,12 +262,15 @@ def test_search_limit_caps_the_results(reg: Harness) -> None:
     assert len(reg.json("search", f"name = '{MODEL}'", "--limit", "2")) == 2
 
 
-def test_lineage_impact_by_dataset_marks_the_production_version(reg: Harness) -> None:
+def test_lineage_impact_by_dataset_marks_the_production_version_first(reg: Harness) -> None:
     reg.register()
     reg.register()
     reg.promote(2)
     hits = reg.json("lineage", "impact", "--dataset", "transactions")
-    assert [(h["version"], h["in_production"]) for h in hits] == [(1, False), (2, True)]
+    assert [(h["version"], h["in_production"], h["why_live"]) for h in hits] == [
+        (2, True, ["Production"]),
+        (1, False, []),
+    ]
     assert hits[0]["datasets"] == ["transactions@2026-11-01"]
 
 
@@ -394,7 +397,7 @@ def test_event_json_carries_every_detail(reg: Harness) -> None:
         "sha256": None,  # of the bytes an artifact.collected event names
         "size": None,
     }
-    assert reg.json("history", MODEL)[-1] == event
+    assert reg.json("history", MODEL)["events"][-1] == event
 
 
 def test_policy_json_shape(reg: Harness) -> None:

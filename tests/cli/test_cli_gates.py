@@ -52,7 +52,7 @@ def test_history_shows_the_refusal_with_its_reasons(staged: Harness) -> None:
     line = _line(_out(staged, "history", MODEL), "REFUSED")
     assert "REFUSED v1 -> Production (promotion gate): replica not verified" in line
     assert "; no health check in us-east, eu-west, ap-south; no canary result" in line
-    refused = staged.json("history", MODEL)[-1]
+    refused = staged.json("history", MODEL)["events"][-1]
     assert refused["kind"] == "refused"
     assert refused["details"]["gate"] == "promotion"
     assert list(refused["details"]["reasons"]) == list(GATE_PROBLEMS)
@@ -164,7 +164,7 @@ def test_history_names_the_flow_run_behind_a_change(reg: Harness) -> None:
     line = _line(_out(reg, "history", MODEL), "rollback of Production")
     assert "root@vm via deployment rollback/on-call (run crafty-fox)" in line
     assert "root@vm via deployment rollback/on-call" in _line(_out(reg, "events"), "rollback of")
-    last = reg.json("history", MODEL)[-1]
+    last = reg.json("history", MODEL)["events"][-1]
     assert last["actor"] == "root@vm"
     assert last["details"]["origin"] == origin.model_dump()
 

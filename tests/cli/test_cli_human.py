@@ -137,11 +137,11 @@ def test_events_table_names_the_model(reg: Harness) -> None:
     assert _row(_out(reg, "events"), "2")[2] == MODEL
 
 
-def test_lineage_impact_table_marks_production(reg: Harness) -> None:
+def test_lineage_impact_table_says_why_a_version_is_live(reg: Harness) -> None:
     reg.register()
     reg.promote(1)
     row = _row(_out(reg, "lineage", "impact", "--commit", "9f1c2ab"), MODEL)
-    assert row[1:4] == ["1", "Production", "yes"]
+    assert row[1:4] == ["1", "Production", "Production"]
 
 
 def test_search_with_no_match_says_so(reg: Harness) -> None:
@@ -170,7 +170,8 @@ def test_versions_fits_120_columns_with_long_metric_names_and_many_metrics(reg: 
     assert max(len(line) for line in lines) <= 120, out
     assert "0.1235" in _row(out, "1")[-1]  # 4 significant digits
     assert "holdout_02" not in out  # a few metrics, not all 40
-    assert len(reg.json("versions", MODEL)[0]["metrics"]) == 40  # --json keeps every one
+    newest = reg.json("versions", MODEL)["versions"][0]
+    assert len(newest["metrics"]) == 40  # --json keeps every one
     assert "holdout_39_precision_at_recall_ninety_five  0.123456789" in _out(
         reg, "show", MODEL, "1"
     )

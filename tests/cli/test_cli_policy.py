@@ -58,7 +58,7 @@ def test_policy_set_stores_version_1_with_its_actor_and_reason(with_policy: Harn
 
 
 def test_policy_set_is_an_event_in_history(with_policy: Harness) -> None:
-    event = with_policy.json("history", MODEL)[-1]
+    event = with_policy.json("history", MODEL)["events"][-1]
     assert (event["kind"], event["to_value"], event["reason"]) == ("policy", "1", "Q4 rules")
     assert "policy version 1 set" in _out(with_policy, "history", MODEL)
 
@@ -191,7 +191,7 @@ def test_an_approval_is_history_with_its_approver(with_policy: Harness) -> None:
     assert f"{MODEL}: v1 approved by bob@test (approvals: 1 of 1 required; bob@test)" in (
         result.stdout
     )
-    event = with_policy.json("history", MODEL)[-1]
+    event = with_policy.json("history", MODEL)["events"][-1]
     assert (event["kind"], event["version"], event["actor"]) == ("approval", 1, "bob@test")
     assert "v1 approved" in _out(with_policy, "history", MODEL)
 

@@ -107,10 +107,10 @@ def test_register_promote_and_rollback_through_the_server_are_logged_as_the_toke
     assert f"{name}: rollback of Production: version 2 -> 1" in rolled.stdout
     [model] = [m for m in user.json("models", token=team.reader) if m["name"] == name]
     assert model["production"] == 1
-    actors = {(e["kind"], e["actor"]) for e in user.json("history", name)}
+    actors = {(e["kind"], e["actor"]) for e in user.json("history", name, "--all")["events"]}
     assert {("version.registered", "alice"), ("stage", "ci"), ("refused", "ci")} <= actors
     assert {actor for _kind, actor in actors} == {"alice", "ci"}  # never $MODELREG_USER
-    rollback = [e for e in user.json("history", name) if e["kind"] == "rollback"]
+    rollback = [e for e in user.json("history", name)["events"] if e["kind"] == "rollback"]
     assert [(e["actor"], e["reason"]) for e in rollback] == [("ci", "2am page")]
 
 
@@ -119,12 +119,12 @@ def test_a_reader_token_cannot_promote_one_line_exit_6_and_nothing_changes(
 ) -> None:
     _registered(user, name)
     _staged(team, user, name, 1)
-    before = user.json("history", name)
+    before = user.json("history", name)["events"]
 
     message = user.fail("promote", name, "1", "--stage", "Archived", code=6, token=team.reader)
 
     assert "'bob' (reader) may not" in message and "needs deployer" in message
-    assert user.json("history", name) == before
+    assert user.json("history", name)["events"] == before
 
 
 def test_a_data_scientist_cannot_force_a_promotion_past_the_gates(
@@ -135,7 +135,7 @@ def test_a_data_scientist_cannot_force_a_promotion_past_the_gates(
     message = user.fail("promote", name, "1", "--force", "--reason", "now", code=6)
 
     assert "'alice' (data-scientist) may not" in message
-    assert user.json("versions", name)[0]["stage"] == "None"
+    assert user.json("versions", name)["versions"][0]["stage"] == "None"
 
 
 def test_a_missing_unknown_or_revoked_token_exits_6_naming_the_problem(
@@ -230,7 +230,7 @@ def test_the_registry_option_reaches_the_server_whatever_the_environment_says(
     elsewhere = RemoteCli(f"sqlite:///{tmp_path}/local.db", user.home, team.scientist)
     _registered(user, name)
 
-    listed = elsewhere.json("--registry", team.served.url, "versions", name)
+    listed = elsewhere.json("--registry", team.served.url, "versions", name)["versions"]
     local = elsewhere.json("models")
 
     assert [v["version"] for v in listed] == [1]

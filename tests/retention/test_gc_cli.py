@@ -101,7 +101,7 @@ def test_a_dry_run_lists_and_changes_nothing(cli: Harness) -> None:
     assert lines[-1].startswith("would remove 2 objects, ")
     assert held(cli) == before
     assert cli.json("events")[-1]["seq"] == seq
-    assert [v["version"] for v in cli.json("versions", MODEL)] == [2, 1]
+    assert [v["version"] for v in cli.json("versions", MODEL)["versions"]] == [2, 1]
     assert not (cli.tmp_path / "home" / "gc.log").exists()
 
 
@@ -110,11 +110,11 @@ def test_keep_versions_deletes_old_versions_through_the_store(cli: Harness) -> N
     cli.json("alias", "set", MODEL, "shadow", "1")
     report = cli.json("gc", "--keep-versions", "1")
     assert [(v["version"], v["deleted"]) for v in report["versions"]] == [(2, True)]
-    assert [v["version"] for v in cli.json("versions", MODEL)] == [3, 1]
+    assert [v["version"] for v in cli.json("versions", MODEL)["versions"]] == [3, 1]
     assert held(cli) == {shas[0], shas[2]}
-    kinds = [e["kind"] for e in cli.json("history", MODEL)]
+    kinds = [e["kind"] for e in cli.json("history", MODEL, "--all")["events"]]
     assert kinds[-2:] == ["version.deleted", "artifact.collected"]
-    history = cli.run("history", MODEL).stdout
+    history = cli.run("history", MODEL, "--all").stdout
     assert f"version 2 bytes {shas[1][:12]} removed from artifacts" in history
 
 
