@@ -54,6 +54,7 @@ from registry.errors import (
 from registry.mlflow_api import search, wire
 from registry.models import (
     EXTERNAL_FORMAT,
+    MAX_PAGE,
     ArtifactRef,
     ModelVersion,
     Stage,
@@ -351,7 +352,7 @@ def search_model_versions(
     models = _maybe_model(store, exact) if exact is not None else store.list_models()
     found: list[ModelVersion] = []
     for model in models:  # each model read once
-        found += [v for v in store.list_versions(model.name, limit=1_000_000) if wanted(v)]
+        found += [v for v in _all_versions(store, model.name) if wanted(v)]
     page, token = search.page(
         search.sort_versions(found, order_by or []),
         max_results=max_results,
@@ -382,8 +383,8 @@ def transition_stage(body: StageTransition, store: Door) -> dict[str, Any]:
     else:
         store.transition(name, version, stage, reason=REASON)
         if stage is Stage.STAGING and body.archive_existing_versions:
-            for other in store.list_versions(name, limit=1_000_000):
-                if other.stage is Stage.STAGING and other.version != version:
+            for other in _all_versions(store, name, Stage.STAGING):
+                if other.version != version:
                     store.transition(name, other.version, Stage.ARCHIVED, reason=REASON)
     return {"model_version": wire.model_version(store.get_version(name, version))}
 
@@ -591,9 +592,27 @@ def _maybe_model(store: Door, name: str) -> list[Any]:
         return []
 
 
+def _newest_in_each_stage(store: Door, name: str) -> list[ModelVersion]:
+    """The newest version of each stage, all MLflow's ``latest_versions`` shows: one
+    one-row read per stage, however many versions the model has."""
+    return [v for stage in Stage for v in store.list_versions(name, limit=1, stage=stage)]
+
+
+def _all_versions(store: Door, name: str, stage: Stage | None = None) -> list[ModelVersion]:
+    """Every version of the model (in ``stage``), newest first, read a page at a time:
+    MLflow's search filters, sorts and pages the whole set itself."""
+    found: list[ModelVersion] = []
+    while True:
+        before = found[-1].version if found else None
+        page = store.list_versions(name, limit=MAX_PAGE, stage=stage, before=before)
+        found += page
+        if len(page) < MAX_PAGE:
+            return found
+
+
 def _model_with_latest(store: Door, name: str, model: Any = None) -> dict[str, Any]:
     model = model or _model(store, name)
-    versions = store.list_versions(model.name, limit=1_000_000)
+    versions = _newest_in_each_stage(store, model.name)
     return wire.registered_model(model, wire.latest_per_stage(versions))
 
 
@@ -601,7 +620,7 @@ def _latest(store: Door, name: str, stages: list[str]) -> dict[str, Any]:
     for stage in stages:
         Stage.parse(stage)  # InvalidInput names the stages there are
     model = _model(store, name)
-    versions = store.list_versions(model.name, limit=1_000_000)
+    versions = _newest_in_each_stage(store, model.name)
     return {
         "model_versions": [wire.model_version(v) for v in wire.latest_per_stage(versions, stages)]
     }
