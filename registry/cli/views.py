@@ -158,7 +158,7 @@ def versions(state: CliState, name: str, limit: int, stage: str | None, cursor: 
     'modelreg show' and --json give every metric.
     """
     from registry.cli.paging import VersionPages
-    from registry.cli.render import key_metrics_text, stream_json, stream_table, when
+    from registry.cli.render import hint, key_metrics_text, stream_json, stream_table, when
     from registry.models import Stage
 
     chosen = Stage.parse(stage) if stage else None
@@ -191,7 +191,7 @@ def versions(state: CliState, name: str, limit: int, stage: str | None, cursor: 
     )
     older = pages.next_cursor()
     if older:
-        click.echo(f"… older versions exist: --cursor {older} shows the next page", err=True)
+        hint(f"… older versions exist: --cursor {older} shows the next page")
 
 
 @click.command()
@@ -338,10 +338,11 @@ def history(
         return
     older = window.next_cursor()
     if older:
-        click.echo(
+        from registry.cli.render import hint
+
+        hint(
             f"… earlier events exist: --cursor {older} shows the {limit} before them, "
-            "--limit 0 every one",
-            err=True,
+            "--limit 0 every one"
         )
     _write_events(state, [window.events], empty=empty)
 
