@@ -372,8 +372,8 @@ def check_attributes(conn: Connection, facts: _Facts, found: _Found) -> None:
     """The rows search indexes mirror each version's metrics, params and tags."""
     v, a = versions_table, attributes_table
     held: dict[int, set[tuple[Any, ...]]] = defaultdict(set)
-    for r in conn.execute(select(a.c.version_id, a.c.kind, a.c.key, a.c.text, a.c.num)):
-        held[r.version_id].add((r.kind, r.key, r.text, r.num))
+    for h in conn.execute(select(a.c.version_id, a.c.kind, a.c.key, a.c.text, a.c.num)):
+        held[h.version_id].add((h.kind, h.key, h.text, h.num))
     for r in conn.execute(select(v.c.id, v.c.metrics, v.c.params, v.c.tags)):
         version = facts.versions[r.id]
         where = f"{facts.label(version.model_id)} v{version.version}"

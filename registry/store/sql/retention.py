@@ -149,8 +149,8 @@ def _registered_digests(conn: Connection, pairs: set[Pair]) -> dict[Pair, str]:
 
 def _versions(conn: Connection, served: set[Pair]) -> list[ArtifactUse]:
     aliases: dict[int, list[str]] = {}
-    for row in conn.execute(select(aliases_table.c.version_id, aliases_table.c.alias)):
-        aliases.setdefault(int(row.version_id), []).append(str(row.alias))
+    for entry in conn.execute(select(aliases_table.c.version_id, aliases_table.c.alias)):
+        aliases.setdefault(int(entry.version_id), []).append(str(entry.alias))
     bound = {
         int(vid)
         for (vid,) in conn.execute(
