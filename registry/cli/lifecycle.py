@@ -267,12 +267,18 @@ def promote(
 @click.option(
     "--to", type=click.IntRange(min=1), metavar="VERSION", help="A version that once served."
 )
-@click.option("--reason", required=True, help="Why; kept in the event log.")
+@click.option("--reason", help="Why; kept in the event log (required unless --dry-run).")
 @expect_generation
 @click.option(
     "--force",
     is_flag=True,
     help="Roll back even if the target is not verified in every region (recorded as forced).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Change nothing: name the target, why, and whether the rollback would go through "
+    "(exit 0 if safe, 4 if it would be refused).",
 )
 @json_option
 @pass_state
@@ -280,19 +286,30 @@ def rollback(
     state: CliState,
     name: str,
     to: int | None,
-    reason: str,
+    reason: str | None,
     expect_generation: int | None,
     force: bool,
+    dry_run: bool,
 ) -> None:
     """Put back the previous Production version of NAME.
 
     Without --to: the most recent earlier Production version that was not itself
     rolled back. No canary or health gate, but the target must be verified in
-    every region of the policy (else exit 4, naming the regions). The current
+    every region of the policy, and every app release following production must
+    be able to feed it (else exit 4, naming what is missing). The current
     Production version is archived; resolvers are told to switch at once.
+
+    With --dry-run: the plan only, decided by the same code: the target and why,
+    SAFE or UNSAFE with every problem, the target's replica in each region, each
+    bound app release and the target's latest checks.
     """
     from registry.cli.render import emit_json, print_pointer_change
 
+    if dry_run:
+        _plan_rollback(state, name, to, expect_generation, force)
+        return
+    if reason is None:
+        raise click.UsageError("Missing option '--reason' (why; kept in the event log).")
     change = state.store().rollback(
         name, to=to, expected_generation=expect_generation, reason=reason, force=force
     )
@@ -300,6 +317,29 @@ def rollback(
         emit_json(change)
     else:
         print_pointer_change(change, nothing="")
+
+
+def _plan_rollback(
+    state: CliState, name: str, to: int | None, expect_generation: int | None, force: bool
+) -> None:
+    """Print the plan; exit 4 (what the refused rollback would give) when it is unsafe."""
+    from registry.cli.errors import CONFLICT
+    from registry.cli.render import emit_json
+    from registry.cli.rollback_plan import plan_json, print_plan
+
+    if force or expect_generation is not None:
+        # The plan is of the gated rollback at the current generation: what it says
+        # would not be what a forced or generation-checked one does.
+        raise click.UsageError(
+            "--dry-run takes --to, --reason and --json, not --force or --expect-generation"
+        )
+    plan = state.store().rollback_plan(name, to=to)
+    if state.json:
+        emit_json(plan_json(plan))
+    else:
+        print_plan(plan)
+    if not plan.safe:
+        raise click.exceptions.Exit(CONFLICT)
 
 
 @click.group()

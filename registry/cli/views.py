@@ -15,6 +15,7 @@ MODEL_COLUMNS = ("model", "production", "staging", "aliases", "generation", "lat
 
 if TYPE_CHECKING:
     from registry.models import Event
+    from registry.release_models import RollbackPlan
     from registry.store.base import RegistryStore
 
 
@@ -55,7 +56,8 @@ def resolve_ref(store: RegistryStore, name: str, ref: str) -> int:
 def models(state: CliState, namespace: str | None) -> None:
     """What serves in Production now, for every model.
 
-    Also each model's staging versions, aliases, generation and last change.
+    Also each model's rollback target (``v11 safe``, ``v11 UNSAFE``: see ``rollback
+    --dry-run``), staging versions, aliases, generation and last change.
     With NAMESPACE (``payments/``), only the models in that namespace.
     """
     from registry.cli.render import describe_event, emit_json, print_table, versions_text, when, who
@@ -64,16 +66,27 @@ def models(state: CliState, namespace: str | None) -> None:
     store = state.store()
     found = [m for m in store.list_models() if m.name.startswith(prefix)]
     retrain = open_erasures(store)
+    plans = _rollback_plans(store)
     if state.json:
-        emit_json([{**m.model_dump(mode="json"), **_retrain_json(retrain, m.name)} for m in found])
+        emit_json(
+            [
+                {
+                    **m.model_dump(mode="json"),
+                    **_retrain_json(retrain, m.name),
+                    "rollback": _plan_json(plans.get(m.name)),
+                }
+                for m in found
+            ]
+        )
         return
     marker = ["retrain required"] if any(m.name in retrain for m in found) else []
     print_table(
-        [*MODEL_COLUMNS, *marker],
+        [*MODEL_COLUMNS[:2], "rollback", *MODEL_COLUMNS[2:], *marker],
         (
             [
                 m.name,
                 versions_text([m.production] if m.production else []),
+                _plan_cell(plans.get(m.name)),
                 versions_text(m.staging),
                 ", ".join(f"{alias}={v}" for alias, v in m.aliases.items()) or "-",
                 str(m.generation),
@@ -202,7 +215,8 @@ def versions(state: CliState, name: str, limit: int, stage: str | None, cursor: 
 def show(state: CliState, name: str, version: str) -> None:
     """Everything about one version of model NAME.
 
-    VERSION is a number, a stage (production, staging), latest or an alias.
+    VERSION is a number, a stage (production, staging), latest or an alias. For the
+    Production version, also its rollback target and whether rolling back is safe.
     """
     from registry.cli.pages import print_version
     from registry.cli.render import emit_json
@@ -210,10 +224,16 @@ def show(state: CliState, name: str, version: str) -> None:
     store = state.store()
     found = store.get_version(name, resolve_ref(store, name, version))
     requests = open_erasures(store, model=found.name).get(found.name, {}).get(found.version, [])
+    plan = store.rollback_plan(found.name) if found.stage == "Production" else None
     if state.json:
-        emit_json({**found.model_dump(mode="json"), "retrain_required": requests})
+        shown = {**found.model_dump(mode="json"), "retrain_required": requests}
+        emit_json({**shown, "rollback": _plan_json(plan)} if plan else shown)
         return
     print_version(found)
+    if plan is not None:
+        from registry.cli.rollback_plan import print_target_section
+
+        print_target_section(plan)
     if requests:
         from registry.cli.render import print_section
 
@@ -448,3 +468,23 @@ def _write_events(
         ),
         empty=empty,
     )
+
+
+# ---------------------------------------------------------------- rollback targets (models, show)
+
+
+def _rollback_plans(store: RegistryStore) -> dict[str, RollbackPlan]:
+    """Every model's rollback plan, by name, from one store call."""
+    return {plan.name: plan for plan in store.rollback_plans()}
+
+
+def _plan_cell(plan: RollbackPlan | None) -> str:
+    from registry.cli.rollback_plan import verdict
+
+    return "-" if plan is None else verdict(plan)
+
+
+def _plan_json(plan: RollbackPlan | None) -> dict[str, object] | None:
+    from registry.cli.rollback_plan import plan_json
+
+    return None if plan is None else plan_json(plan)

@@ -35,9 +35,10 @@ def test_models_table_shows_what_serves_now(reg: Harness) -> None:
     reg.promote(1)
     reg.json("alias", "set", MODEL, "challenger", "2")
     row = _row(_out(reg, "models"), MODEL)
-    assert row[1:6] == ["1", "-", "challenger=2", "3", "2"]
-    assert UTC_SECOND.search(row[6])
-    assert "alias challenger" in row[6]
+    # production, rollback target (none: v1 is the first to serve), staging, aliases, …
+    assert row[1:7] == ["1", "-", "-", "challenger=2", "3", "2"]
+    assert UTC_SECOND.search(row[7])
+    assert "alias challenger" in row[7]
 
 
 def test_versions_table_has_one_row_per_version_with_utc_times(reg: Harness) -> None:

@@ -121,7 +121,7 @@ _SERVED = select(_v.c.served_generation).where(_v.c.id == bindparam("vid"))
 # The event that put the target in Production last: its generation is the one the
 # version row keeps (written in the same transaction).
 _ENTRY = (
-    select(_e.c.at, _e.c.actor, _e.c.kind)
+    select(_e.c.seq, _e.c.at, _e.c.actor, _e.c.kind)
     .where(
         _e.c.model_id == bindparam("model_id"),
         _e.c.generation == bindparam("generation"),
@@ -131,16 +131,17 @@ _ENTRY = (
     .order_by(_e.c.seq.desc())
     .limit(1)
 )
-# Versions that served after the target but that a rollback moved away from: the
-# rollback skips them (they were rolled back for a reason).
-_SKIPPED = (
-    select(_v.c.version)
+# Versions a rollback moved away from since the target entered: each served after it,
+# and the rollback skips them (they were rolled back for a reason). Read from the few
+# rollback events after the entry, not from a scan of the model's versions.
+_ROLLED_AWAY = (
+    select(_e.c.from_value)
     .where(
-        _v.c.model_id == bindparam("model_id"),
-        _v.c.rolled_back == True,  # noqa: E712 (SQL, not Python)
-        _v.c.served_generation > bindparam("generation"),
+        _e.c.model_id == bindparam("model_id"),
+        _e.c.kind == "rollback",
+        _e.c.seq > bindparam("seq"),
     )
-    .order_by(_v.c.served_generation)
+    .order_by(_e.c.seq)
 )
 
 
@@ -159,12 +160,15 @@ def _why(
         _ENTRY, {"model_id": model.id, "generation": generation, "version": target}
     ).first()
     why = _short_why(choice, to)
-    if entry is not None:
-        how = "a rollback" if entry.kind == "rollback" else "a promotion"
-        why += f" (entered it {_minute(entry.at)} by {entry.actor}, {how})"
+    if entry is None:
+        return why
+    how = "a rollback" if entry.kind == "rollback" else "a promotion"
+    why += f" (entered it {_minute(entry.at)} by {entry.actor}, {how})"
     if to is None:
-        params = {"model_id": model.id, "generation": generation}
-        skipped = [f"v{v}" for v in conn.execute(_SKIPPED, params).scalars()]
+        params = {"model_id": model.id, "seq": entry.seq}
+        left = conn.execute(_ROLLED_AWAY, params).scalars()
+        serving = {str(target), str(choice.evidence.current)}  # one rolled back to since
+        skipped = [f"v{v}" for v in dict.fromkeys(left) if v and v not in serving]
         if skipped:
             why += f"; skipped {', '.join(skipped)}: a rollback moved away from each"
     return why
