@@ -759,6 +759,27 @@ def test_scoped_pages_are_full_after_filtering(module_store: SqlStore) -> None:
     assert {v.name for v in guard.search("", limit=2)} == {w.fraud}
 
 
+def test_scoped_newest_pages_walk_back_past_what_the_token_may_not_see(
+    module_store: SqlStore,
+) -> None:
+    """``events(newest=True, limit=N)`` holds the N newest events the token may see,
+    however many newer ones of other models come after them; ``before`` pages on."""
+    w = build_world(module_store, frozenset({"outside"}))
+    since = module_store.latest_seq()
+    for _ in range(3):  # mine, then four of another namespace's, three times
+        module_store.register(w.fraud, artifact(), meta())
+        for _ in range(4):
+            module_store.register(w.outside, artifact(), meta())
+    guard = guarded(module_store, R, f"{w.prefix}/*")
+    mine = [e for e in module_store.events(since=since) if e.model == w.fraud]
+    assert len(mine) == 3
+    assert guard.events(since=since, limit=2, newest=True) == mine[1:]
+    assert guard.events(since=since, limit=2, newest=True, before=mine[1].seq) == mine[:1]
+    assert guard.events(since=since, limit=5, newest=True) == mine
+    kinds = ["version.registered"]
+    assert guard.events(since=since, limit=1, newest=True, kinds=kinds) == mine[2:]
+
+
 def test_an_app_release_shows_only_the_bindings_a_scoped_token_sees(
     module_store: SqlStore,
 ) -> None:

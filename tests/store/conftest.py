@@ -75,6 +75,7 @@ HTTP_MODULES = frozenset(
         "test_lifecycle",
         "test_subjects",
         "test_rollback_plan",
+        "test_event_pages",
     }
 )
 # Every store test needs ``store_url`` through ``make_store``; only asking for it by
