@@ -69,6 +69,27 @@ def test_a_rename_keeps_versions_history_and_pointers(store: SqlStore) -> None:
     assert store.get_model("fraud").latest_version == 1
 
 
+def test_a_renamed_models_event_pages_keep_the_events_under_its_old_name(
+    store: SqlStore,
+) -> None:
+    """``events(model=NEW)`` follows the model, not the name written on each event: the
+    history a renamed model shows starts at its creation. A name no model holds any more
+    still finds what was written under it; a new model taking the old name starts afresh."""
+    register_versions(store, "fraud", 2)
+    store.transition("fraud", 1, Stage.STAGING)
+    store.rename_model("fraud", "fraud-v2")
+    ours = store.history("fraud-v2")
+    assert store.events(model="fraud-v2") == ours
+    assert store.events(model="fraud-v2", kinds=["stage", "model.renamed"], newest=True) == [
+        e for e in ours if e.kind in ("stage", "model.renamed")
+    ]
+    assert [e.seq for e in store.events(model="fraud")] == [
+        e.seq for e in ours if e.model == "fraud"
+    ]  # no model is called fraud now: what was written under the name
+    register_versions(store, "fraud", 1)  # the old name taken again
+    assert [e.kind for e in store.events(model="fraud")] == ["model.created", "version.registered"]
+
+
 def test_a_model_that_serves_cannot_be_renamed(store: SqlStore) -> None:
     serve_in_turn(store, "fraud", 1)
     register_versions(store, "churn", 1)

@@ -40,7 +40,7 @@ from registry.errors import (
     StorageError,
 )
 
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 BUSY_TIMEOUT_MS = 30_000
 # A safety net only: the store's own checkpointer keeps the WAL far below this.
 AUTOCHECKPOINT_PAGES = 20_000

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, union_all
 
 from registry.errors import InvalidInput
 from registry.models import (
@@ -59,8 +59,9 @@ class QueriesMixin:
         before: int | None = None,
         newest: bool = False,
     ) -> list[Event]:
-        query = events_query(since, limit, model, kinds, before, newest)
         with self.db.read() as conn:
+            model_id = None if model is None else _model_id(conn, check_model_name(model))
+            query = events_query(since, limit, model, kinds, before, newest, model_id=model_id)
             found = [event_from_row(r) for r in conn.execute(query)]
         return found[::-1] if newest else found
 
@@ -182,12 +183,17 @@ def events_query(
     kinds: Sequence[str] | None,
     before: int | None,
     newest: bool,
+    *,
+    model_id: int | None = None,
 ) -> Select[Any]:
     """One page of the log: the oldest ``limit`` events in the range, or with ``newest``
     the newest ``limit`` (in descending order: the caller turns them round).
 
-    Each shape reads one index of migration 0008 in order and stops at ``limit`` rows:
-    (model_name, seq) for a model, the primary key for the whole log. With ``kinds``,
+    A model that exists now is followed by its id, so its events under earlier names
+    count (model_id, seq / model_id, kind, seq: migrations 0001 and 0009); a name no
+    model holds now matches the events written under it (model_name, …: 0008). Each
+    shape reads one index in order and stops at ``limit`` rows; the whole log reads the
+    primary key. With ``kinds``,
     each kind's page is read on its own, from (model_name, kind, seq) or (kind, seq),
     and the pages merged: an IN list over one index would have to read and sort every
     matching event (sixty stage changes among 100,000 registrations, or the reverse).
@@ -198,7 +204,9 @@ def events_query(
     where = [e.c.seq > since]
     if before is not None:
         where.append(e.c.seq < before)
-    if model is not None:
+    if model_id is not None:  # the model itself, under every name it had
+        where.append(e.c.model_id == model_id)
+    elif model is not None:  # a name no model holds now: the events written under it
         where.append(e.c.model_name == check_model_name(model))
     query = select(*EVENT_COLUMNS)
     if kinds is None:
@@ -209,6 +217,11 @@ def events_query(
     ]
     seqs = union_all(*(select(page.c.seq) for page in pages))
     return query.where(e.c.seq.in_(seqs)).order_by(order).limit(limit)
+
+
+def _model_id(conn: Connection, name: str) -> int | None:
+    found = conn.execute(select(models_table.c.id).where(models_table.c.name == name)).scalar()
+    return None if found is None else int(found)
 
 
 @lru_cache(maxsize=256)

@@ -213,6 +213,8 @@ events_table = Table(
     Index("ix_event_name_seq", "model_name", "seq"),
     Index("ix_event_name_kind_seq", "model_name", "kind", "seq"),
     Index("ix_event_kind_seq", "kind", "seq"),
+    # A model's pages by kind, across its renames (migration 0009).
+    Index("ix_event_model_kind_seq", "model_id", "kind", "seq"),
 )
 
 # One row. Allocating ``seq`` by updating it holds a row lock until commit, so on
