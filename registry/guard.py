@@ -33,6 +33,7 @@ from registry.auth import (
 )
 from registry.errors import Forbidden, GateRefused, InvalidInput, NotFound
 from registry.models import (
+    MAX_PAGE,
     AppRelease,
     ArtifactRef,
     ErasureRequest,
@@ -47,7 +48,9 @@ from registry.models import (
     SubjectLineage,
     SubjectManifest,
     VersionCreate,
+    check_limit,
     check_model_name,
+    check_offset,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
@@ -122,9 +125,18 @@ class GuardedStore(RegistryStore):
         self._visible(name)
         return self.inner.get_model(name)
 
-    def list_models(self) -> list[RegisteredModel]:
-        models = self.inner.list_models()
-        return models if self.everything else [m for m in models if self.sees(m.name)]
+    def list_models(self, *, limit: int = 1000, after: str | None = None) -> list[RegisteredModel]:
+        """A scoped token's page holds ``limit`` models it may see when there are that
+        many: pages by name are read until it is full (or the models end)."""
+        if self.everything:
+            return self.inner.list_models(limit=limit, after=after)
+        seen: list[RegisteredModel] = []
+        while True:
+            found = self.inner.list_models(limit=limit, after=after)
+            seen += [m for m in found if self.sees(m.name)]
+            if len(seen) >= limit or len(found) < limit:
+                return seen[:limit]
+            after = found[-1].name
 
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         self._may(DS, "register a version", name)
@@ -403,14 +415,17 @@ class GuardedStore(RegistryStore):
         self._visible(name)
         return self.inner.production_at(name, at)
 
-    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+    def search(
+        self, filter_text: str = "", *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
         """A scoped token's filter is narrowed to its models in the query itself, so
-        ``limit`` (the call's or the filter's) counts only versions it may see."""
+        ``limit`` (the call's or the filter's) and ``offset`` count only versions it may
+        see."""
         if not self.everything:
             from registry.search import within
 
             filter_text = within(filter_text, [s.model for s in self.who.scopes])
-        return self.inner.search(filter_text, limit=limit)
+        return self.inner.search(filter_text, limit=limit, offset=offset)
 
     def lineage_impact(
         self,
@@ -418,9 +433,26 @@ class GuardedStore(RegistryStore):
         dataset: str | None = None,
         pipeline: str | None = None,
         commit: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[LineageHit]:
-        hits = self.inner.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
-        return hits if self.everything else [h for h in hits if self.sees(h.name)]
+        """A scoped token's ``offset`` and ``limit`` count only hits it may see: the
+        store's pages (in the same order) are read until the page is full or they end."""
+        page = functools.partial(
+            self.inner.lineage_impact, dataset=dataset, pipeline=pipeline, commit=commit
+        )
+        if self.everything:
+            return page(limit=limit, offset=offset)
+        check_limit(limit)
+        check_offset(offset)
+        seen: list[LineageHit] = []
+        read = 0
+        while True:
+            found = page(limit=MAX_PAGE, offset=read)
+            seen += [h for h in found if self.sees(h.name)]
+            read += len(found)
+            if len(seen) >= offset + limit or len(found) < MAX_PAGE:
+                return seen[offset : offset + limit]
 
     # -- the serving fleet -----------------------------------------------------------
     def heartbeat(self, beat: Heartbeat) -> None:

@@ -381,6 +381,32 @@ def check_version_page(limit: Any, stage: Any, before: Any) -> None:
         Stage.parse(str(stage))
 
 
+DEFAULT_SEARCH_LIMIT = 100  # a search's page when neither the call nor the filter says
+
+
+def check_model_page(limit: Any, after: Any) -> None:
+    """The bounds of a page of models: ``after`` is a model name (the cursor)."""
+    check_limit(limit)
+    if after is not None and (not isinstance(after, str) or "\x00" in after):
+        raise InvalidInput(f"after must be a model name, not {after!r}")
+
+
+def check_offset(offset: Any) -> int:
+    """An offset cursor (search, lineage impact): a whole number >= 0."""
+    _whole(offset, "offset")
+    if offset is None or offset < 0:
+        raise InvalidInput(f"offset must be >= 0, not {offset}")
+    return int(offset)
+
+
+def check_search_page(limit: Any, offset: Any) -> None:
+    """A search page: ``limit`` None (the filter's own, else ``DEFAULT_SEARCH_LIMIT``) or
+    1..10,000, and an offset."""
+    if limit is not None:
+        check_limit(limit)
+    check_offset(offset)
+
+
 def check_event_kinds(kinds: Any) -> tuple[str, ...]:
     """``kinds`` as a sorted tuple of distinct known event kinds (``InvalidInput`` for an
     empty list, a bare string or a kind no event has)."""

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from registry.cli.state import CliState, json_option, pass_state
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from registry.models import LineageHit
 
 
 @click.command()
 @click.argument("filter_text", metavar="FILTER")
-@click.option("--limit", type=click.IntRange(1, 10_000), metavar="N", help="At most N versions.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    metavar="N",
+    help="At most N versions (default: the filter's limit, else 100).",
+)
+@click.option(
+    "--offset", type=click.IntRange(0), default=0, metavar="N", help="Skip the first N matches."
+)
 @json_option
 @pass_state
-def search(state: CliState, filter_text: str, limit: int | None) -> None:
+def search(state: CliState, filter_text: str, limit: int | None, offset: int) -> None:
     """Versions matching a filter, newest first.
 
     \b
@@ -27,7 +37,7 @@ def search(state: CliState, filter_text: str, limit: int | None) -> None:
     """
     from registry.cli.render import emit_json, pairs, print_table, when
 
-    found = state.store().search(filter_text, limit=limit)
+    found = state.store().search(filter_text, limit=limit, offset=offset)
     if state.json:
         emit_json(found)
         return
@@ -75,14 +85,18 @@ def impact(
     them too. --json always lists every version, live ones first.
     """
     from registry.cli.render import stream_json, stream_table
+    from registry.store.pages import impact_pages
 
     if sum(x is not None for x in (dataset, pipeline, commit)) != 1:
         raise click.UsageError("give exactly one of --dataset, --pipeline or --commit")
-    hits = state.store().lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+    pages = impact_pages(state.store(), dataset=dataset, pipeline=pipeline, commit=commit)
     if state.json:
-        stream_json(_pages(hits))
+        stream_json(pages)
         return
-    shown = hits if every_hit else [h for h in hits if h.live]
+    first = next(pages, [])  # read before the table: its empty line depends on it
+    every = itertools.chain([first], pages)
+    rest = _Rest()
+    shown = every if every_hit else rest.live_only(every)
     stream_table(
         ["model", "version", "stage", "live", "datasets", "pipeline", "commit"],
         (
@@ -98,21 +112,29 @@ def impact(
                 ]
                 for h in page
             )
-            for page in _pages(shown)
+            for page in shown
         ),
-        empty="no live version used it" if hits else "no versions used it",
+        empty="no live version used it" if first else "no versions used it",
     )
-    rest = len(hits) - len(shown)
-    if rest:
-        click.echo(f"and {rest:,} more version{'s' if rest > 1 else ''} used it (--all lists them)")
+    if rest.count:
+        more = f"{rest.count:,} more version{'s' if rest.count > 1 else ''}"
+        click.echo(f"and {more} used it (--all lists them)")
 
 
-def _pages(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """A long list in slices, so its lines go out while the rest is still formatted."""
-    from registry.cli.paging import PAGE
+class _Rest:
+    """Counts the hits that are not live while passing the live ones on."""
 
-    for start in range(0, len(items), PAGE):
-        yield items[start : start + PAGE]
+    def __init__(self) -> None:
+        self.count = 0
+
+    def live_only(self, pages: Iterable[list[LineageHit]]) -> Iterator[list[LineageHit]]:
+        """The live hits of each page; the rest (after them: live ones come first) are
+        read to the end only to be counted."""
+        for page in pages:
+            live = [h for h in page if h.live]
+            self.count += len(page) - len(live)
+            if live:
+                yield live
 
 
 @lineage.command()

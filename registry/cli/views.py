@@ -61,10 +61,11 @@ def models(state: CliState, namespace: str | None) -> None:
     With NAMESPACE (``payments/``), only the models in that namespace.
     """
     from registry.cli.render import describe_event, emit_json, print_table, versions_text, when, who
+    from registry.store.pages import all_models
 
     prefix = _namespace_prefix(namespace)
     store = state.store()
-    found = [m for m in store.list_models() if m.name.startswith(prefix)]
+    found = [m for m in all_models(store) if m.name.startswith(prefix)]
     retrain = open_erasures(store)
     plans = _rollback_plans(store)
     if state.json:

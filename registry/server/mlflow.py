@@ -64,6 +64,7 @@ from registry.models import (
 from registry.server.deps import Door
 from registry.server.routes.params import INT32_MAX, storable
 from registry.server.routes.pointers import one_at_a_time
+from registry.store.pages import all_models
 
 log = logging.getLogger("registry.server.mlflow")
 
@@ -236,7 +237,7 @@ def search_registered_models(
     if exact is not None:
         models = [m for m in _maybe_model(store, exact) if wanted(m)]
     else:
-        models = [m for m in store.list_models() if wanted(m)]
+        models = [m for m in all_models(store) if wanted(m)]
     page, token = search.page(
         search.sort_models(models, order_by or []),
         max_results=max_results,
@@ -349,7 +350,7 @@ def search_model_versions(
 ) -> dict[str, Any]:
     wanted = search.parse_version_filter(filter)
     exact = wanted.exact_name
-    models = _maybe_model(store, exact) if exact is not None else store.list_models()
+    models = _maybe_model(store, exact) if exact is not None else all_models(store)
     found: list[ModelVersion] = []
     for model in models:  # each model read once
         found += [v for v in _all_versions(store, model.name) if wanted(v)]

@@ -78,8 +78,10 @@ class RegistryStore(ABC):
         """The model with its current pointers; ``NotFound`` if absent."""
 
     @abstractmethod
-    def list_models(self) -> list[RegisteredModel]:
-        """Every model with what serves in Production now, staging, aliases, last change."""
+    def list_models(self, *, limit: int = 1000, after: str | None = None) -> list[RegisteredModel]:
+        """Models by name with what serves in Production now, staging, aliases, last
+        change: at most ``limit`` (1..10,000, else ``InvalidInput``), those named after
+        ``after``. The cursor is a name: the next page is ``after=page[-1].name``."""
 
     @abstractmethod
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
@@ -337,8 +339,17 @@ class RegistryStore(ABC):
 
     # -- queries --------------------------------------------------------------
     @abstractmethod
-    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
-        """Versions matching the filter language of ``registry.search``."""
+    def search(
+        self, filter_text: str = "", *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        """Versions matching the filter language of ``registry.search``, in the filter's
+        ``order by`` (newest first without one, ties by newest).
+
+        At most ``limit`` (1..10,000, else ``InvalidInput``); with None, the filter's own
+        ``limit`` clause, else ``DEFAULT_SEARCH_LIMIT`` (100). ``offset`` (>= 0) is the
+        cursor: the next page is ``offset + len(page)``. Versions registered in between
+        can shift a newest-first page; an ``order by version`` page does not move.
+        """
 
     @abstractmethod
     def lineage_impact(
@@ -347,11 +358,16 @@ class RegistryStore(ABC):
         dataset: str | None = None,
         pipeline: str | None = None,
         commit: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[LineageHit]:
         """Versions that used a dataset (``name``, ``name@v``, ``name@v1..v2``),
         feature pipeline version or code commit (prefix), and which serve now: live ones
         (``live``, ``why_live``: Production, a protected alias, an app release bound to
-        it) first, then by name and version."""
+        it) first, then by name and version.
+
+        At most ``limit`` (1..10,000, else ``InvalidInput``) from ``offset`` (>= 0) in
+        that order: the next page is ``offset + len(page)``; a short page is the last."""
 
     @abstractmethod
     def close(self) -> None:

@@ -75,7 +75,11 @@ from registry.models import (
     check_erasure_request_id,
     check_event_kinds,
     check_event_page,
+    check_limit,
     check_model_name,
+    check_model_page,
+    check_offset,
+    check_search_page,
     check_subject_key,
     check_version,
     check_version_page,
@@ -189,8 +193,12 @@ class HttpStore(RegistryStore):
     def get_model(self, name: str) -> RegisteredModel:
         return _as(RegisteredModel, self._get(f"/models/{_name(name)}"))
 
-    def list_models(self) -> list[RegisteredModel]:
-        return _list(RegisteredModel, self._get("/models"))
+    def list_models(self, *, limit: int = 1000, after: str | None = None) -> list[RegisteredModel]:
+        check_model_page(limit, after)
+        query: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            query["after"] = after
+        return _list(RegisteredModel, self._get("/models", query))
 
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         meta = VersionCreate.parse(meta)
@@ -457,10 +465,15 @@ class HttpStore(RegistryStore):
         found = self._get(f"/production-at/{_name(name)}", {"at": at.isoformat()})
         return None if found["version"] is None else int(found["version"])
 
-    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
+    def search(
+        self, filter_text: str = "", *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        check_search_page(limit, offset)
         query: dict[str, Any] = {"filter": filter_text}
         if limit is not None:
             query["limit"] = limit
+        if offset:
+            query["offset"] = offset
         return _list(ModelVersion, self._get("/search", query))
 
     def lineage_impact(
@@ -469,9 +482,14 @@ class HttpStore(RegistryStore):
         dataset: str | None = None,
         pipeline: str | None = None,
         commit: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[LineageHit]:
+        check_limit(limit)
+        check_offset(offset)
         wanted = {"dataset": dataset, "pipeline": pipeline, "commit": commit}
-        query = {key: value for key, value in wanted.items() if value is not None}
+        query: dict[str, Any] = {k: value for k, value in wanted.items() if value is not None}
+        query.update(limit=limit, offset=offset)
         return _list(LineageHit, self._get("/lineage/impact", query))
 
     # -- the serving fleet ---------------------------------------------------------------

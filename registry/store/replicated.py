@@ -375,8 +375,8 @@ class ReplicatedStore(RegistryStore):
     def get_model(self, name: str) -> RegisteredModel:
         return self._read(lambda s: s.get_model(name))
 
-    def list_models(self) -> list[RegisteredModel]:
-        return self._read(lambda s: s.list_models())
+    def list_models(self, *, limit: int = 1000, after: str | None = None) -> list[RegisteredModel]:
+        return self._read(lambda s: s.list_models(limit=limit, after=after))
 
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         return self._write(lambda s: s.register(name, artifact, meta))
@@ -604,8 +604,10 @@ class ReplicatedStore(RegistryStore):
         return self._read(lambda s: s.production_at(name, at))
 
     # -- queries ----------------------------------------------------------------------------
-    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
-        return self._read(lambda s: s.search(filter_text, limit=limit))
+    def search(
+        self, filter_text: str = "", *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        return self._read(lambda s: s.search(filter_text, limit=limit, offset=offset))
 
     def lineage_impact(
         self,
@@ -613,9 +615,13 @@ class ReplicatedStore(RegistryStore):
         dataset: str | None = None,
         pipeline: str | None = None,
         commit: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[LineageHit]:
         return self._read(
-            lambda s: s.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)
+            lambda s: s.lineage_impact(
+                dataset=dataset, pipeline=pipeline, commit=commit, limit=limit, offset=offset
+            )
         )
 
     # -- the serving fleet --------------------------------------------------------------------

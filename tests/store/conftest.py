@@ -76,6 +76,7 @@ HTTP_MODULES = frozenset(
         "test_subjects",
         "test_rollback_plan",
         "test_event_pages",
+        "test_list_pages",
     }
 )
 # Every store test needs ``store_url`` through ``make_store``; only asking for it by

@@ -59,9 +59,16 @@ class VersionUpdate(Body):
     description: Annotated[StoredText, StringConstraints(max_length=4096)] | None = None
 
 
-@router.get("/models", response_model=list[RegisteredModel], summary="Every registered model")
-def list_models(store: Door) -> Response:
-    return reply(many(store.list_models()))
+@router.get("/models", response_model=list[RegisteredModel], summary="Registered models by name")
+def list_models(
+    store: Door,
+    limit: LimitQuery = 1000,
+    after: Annotated[
+        StoredText | None, Query(description="The cursor: models named after this one")
+    ] = None,
+) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``after`` the last name."""
+    return reply(many(store.list_models(limit=limit, after=after)))
 
 
 @router.post("/models", status_code=201, response_model=RegisteredModel, summary="Create a model")

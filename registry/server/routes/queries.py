@@ -16,7 +16,16 @@ from pydantic import BaseModel
 
 from registry.models import Event, LineageHit, ModelVersion
 from registry.server.deps import Door, reply
-from registry.server.routes.params import MAX_LIMIT, StoredText, TextQuery, many
+from registry.server.routes.params import (
+    INT64_MAX,
+    MAX_LIMIT,
+    LimitQuery,
+    StoredText,
+    TextQuery,
+    many,
+)
+
+OffsetQuery = Annotated[int, Query(ge=0, le=INT64_MAX, description="The cursor: rows skipped")]
 
 router = APIRouter(tags=["queries"])
 
@@ -50,8 +59,11 @@ def search(
     store: Door,
     filter: Annotated[StoredText, Query(max_length=10_000)] = "",
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
+    offset: OffsetQuery = 0,
 ) -> Response:
-    return reply(many(store.search(filter, limit=limit)))
+    """At most ``limit`` (1..10,000; the filter's own, else 100); the next page starts at
+    ``offset`` plus the page's length."""
+    return reply(many(store.search(filter, limit=limit, offset=offset)))
 
 
 @router.get(
@@ -60,6 +72,16 @@ def search(
     summary="Versions that used a dataset (name, name@v, name@v1..v2), pipeline or commit",
 )
 def lineage_impact(
-    store: Door, dataset: TextQuery = None, pipeline: TextQuery = None, commit: TextQuery = None
+    store: Door,
+    dataset: TextQuery = None,
+    pipeline: TextQuery = None,
+    commit: TextQuery = None,
+    limit: LimitQuery = 1000,
+    offset: OffsetQuery = 0,
 ) -> Response:
-    return reply(many(store.lineage_impact(dataset=dataset, pipeline=pipeline, commit=commit)))
+    """Live versions first, then by name and version: at most ``limit`` (1..10,000) from
+    ``offset``."""
+    found = store.lineage_impact(
+        dataset=dataset, pipeline=pipeline, commit=commit, limit=limit, offset=offset
+    )
+    return reply(many(found))

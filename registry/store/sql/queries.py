@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, un
 
 from registry.errors import InvalidInput
 from registry.models import (
+    DEFAULT_SEARCH_LIMIT,
     MAX_PAGE,
     Event,
     LineageHit,
@@ -19,7 +20,10 @@ from registry.models import (
     Stage,
     check_event_kinds,
     check_event_page,
+    check_limit,
     check_model_name,
+    check_offset,
+    check_search_page,
 )
 from registry.release.transitions import serving_after
 from registry.store.sql.common import EVENT_COLUMNS, event_from_row, load_versions, require_model
@@ -34,6 +38,7 @@ from registry.store.sql.schema import (
     versions_table,
 )
 from registry.store.sql.schema_access import tokens_table
+from registry.store.sql.subject_index import chunks
 
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 MAX_EVENTS = MAX_PAGE
@@ -104,10 +109,13 @@ class QueriesMixin:
             timeline = production_timeline(conn, model_id)
         return serving_after([c for c in timeline if c.seq <= last_seq])
 
-    def search(self, filter_text: str = "", *, limit: int | None = None) -> list[ModelVersion]:
-        if limit is not None and not 1 <= limit <= MAX_EVENTS:
-            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+    def search(
+        self, filter_text: str = "", *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        check_search_page(limit, offset)
         statement = _compiled_search(filter_text, limit)
+        if offset:
+            statement = statement.offset(offset)
         with self.db.read() as conn:
             ids = list(conn.execute(statement).scalars())
             return load_versions(conn, ids)
@@ -118,7 +126,11 @@ class QueriesMixin:
         dataset: str | None = None,
         pipeline: str | None = None,
         commit: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[LineageHit]:
+        check_limit(limit)
+        check_offset(offset)
         given = [x for x in (dataset, pipeline, commit) if x is not None]
         if len(given) != 1:
             raise InvalidInput("give exactly one of dataset, pipeline or commit")
@@ -149,15 +161,17 @@ class QueriesMixin:
                 .where(condition)
                 .order_by(m.c.name, v.c.version)
             ).all()
-            datasets: dict[int, list[str]] = {}
-            for r in conn.execute(
-                select(d.c.version_id, d.c.name, d.c.version).where(
-                    d.c.version_id.in_([r.id for r in rows])
-                )
-            ):
-                datasets.setdefault(r.version_id, []).append(f"{r.name}@{r.version}")
             why = why_live(conn, {r.id: r for r in rows})
-        hits = [
+            # Already by name and version: a stable sort puts the live ones first, and
+            # only the page asked for has its datasets read.
+            rows = sorted(rows, key=lambda r: r.id not in why)[offset : offset + limit]
+            datasets: dict[int, list[str]] = {}
+            for batch in chunks(r.id for r in rows):
+                for r in conn.execute(
+                    select(d.c.version_id, d.c.name, d.c.version).where(d.c.version_id.in_(batch))
+                ):
+                    datasets.setdefault(r.version_id, []).append(f"{r.name}@{r.version}")
+        return [
             LineageHit(
                 name=r.name,
                 version=r.version,
@@ -172,8 +186,6 @@ class QueriesMixin:
             )
             for r in rows
         ]
-        # Already by name and version: a stable sort puts the live ones first.
-        return sorted(hits, key=lambda h: not h.live)
 
 
 def events_query(
@@ -230,7 +242,7 @@ def _compiled_search(filter_text: str, limit: int | None) -> Select[int]:
     literals are bound parameters inside it, so equal text means equal statement)."""
     from registry.search import search_statement
 
-    statement = search_statement(filter_text)
+    statement = search_statement(filter_text, default_limit=DEFAULT_SEARCH_LIMIT)
     return statement if limit is None else statement.limit(limit)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.errors import Conflict, NotFound
@@ -19,6 +19,7 @@ from registry.models import (
     VersionCreate,
     check_key,
     check_model_name,
+    check_model_page,
     check_version,
     check_version_page,
 )
@@ -122,14 +123,18 @@ class VersionsMixin:
             raise NotFound(f"model {name!r} not found")
         return models[0]
 
-    def list_models(self) -> list[RegisteredModel]:
+    def list_models(self, *, limit: int = 1000, after: str | None = None) -> list[RegisteredModel]:
+        check_model_page(limit, after)
         # Deleted models keep their history under a tombstone name (``lifecycle``).
-        return self._models(~models_table.c.name.startswith("~"))
+        where = ~models_table.c.name.startswith("~")
+        if after is not None:
+            where = and_(where, models_table.c.name > after)
+        return self._models(where, limit=limit)
 
-    def _models(self, where: Any) -> list[RegisteredModel]:
+    def _models(self, where: Any, *, limit: int | None = None) -> list[RegisteredModel]:
         m, v = models_table, versions_table
         with self.db.read() as conn:
-            query = select(m).order_by(m.c.name)
+            query = select(m).order_by(m.c.name).limit(limit)
             if where is not None:
                 query = query.where(where)
             rows = conn.execute(query).all()
