@@ -176,10 +176,24 @@ EVENT_COLUMNS = (
 
 
 def event_from_row(row: Row[Any, *tuple[Any, ...]]) -> Event:
-    data = row._asdict()
-    data["model"] = data.pop("model_name")
-    data["details"] = _details(data.get("details"))
-    return Event(**data)
+    """An event from a row of ``EVENT_COLUMNS``. Unpacked by position: a feed or a
+    streamed history turns 100,000 rows a second into events, and ``Row._asdict`` was
+    a quarter of that time."""
+    seq, at, model, version, kind, subject, from_value, to_value, actor, reason, gen, details = row
+    return Event(
+        seq=seq,
+        at=at,
+        model=model,
+        version=version,
+        kind=kind,
+        subject=subject,
+        from_value=from_value,
+        to_value=to_value,
+        actor=actor,
+        reason=reason,
+        generation=gen,
+        details=_details(details),
+    )
 
 
 _NO_DETAILS = EventDetails()
