@@ -53,6 +53,8 @@ READ_MARKS = "read-marks.json"
 
 
 def _load_read_mark(store: RegistryStore, settings: Settings) -> None:
+    if not settings.read_registry_url:  # no replica (see registry.connect): nothing to read
+        return
     from registry.store.replicated import MarkFile, ReplicatedStore
 
     if isinstance(store, ReplicatedStore):
@@ -60,6 +62,8 @@ def _load_read_mark(store: RegistryStore, settings: Settings) -> None:
 
 
 def _save_read_mark(store: RegistryStore, settings: Settings) -> None:
+    if not settings.read_registry_url:
+        return
     from registry.store.replicated import MarkFile, ReplicatedStore
 
     if isinstance(store, ReplicatedStore):

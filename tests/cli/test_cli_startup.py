@@ -38,6 +38,7 @@ NOT_ON_THE_READ_PATH = (
     "boto3",
     "fastapi",
     "uvicorn",
+    "registry.store.replicated",  # only with a read replica (--read-registry)
 )
 # Runs one command in-process (standalone_mode=False: click does not exit) and prints
 # which of the modules above it loaded.
