@@ -323,7 +323,7 @@ def write(out: Path, report: Report, machine: dict[str, Any]) -> None:
     ]
     for row in report.rows:
         before = BEFORE.get(row["workload"], {})
-        was = before.get("p50_s" if row["unit"] == "s" else "rss_mb")
+        was = before.get({"p50 wall": "p50_s", "peak RSS": "rss_mb"}.get(row["label"], ""))
         lines.append(
             f"| {row['workload']} | {row['label']} | {_fmt(row['value'])} {row['unit']} | "
             f"{row['target'] or ''} | {verdict(row)} | {'' if was is None else was} |"
