@@ -186,6 +186,26 @@ def measure(exe: str, args: list[str], env: dict[str, str], runs: int) -> dict[s
     }
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> float | None:
+    """Millions of instructions the process executes (valgrind's cachegrind, no cache
+    simulation): unlike wall or CPU time, the machine's load does not change it."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    done = subprocess.run(
+        [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    for line in done.stderr.splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.split("refs:")[1].replace(",", "").strip()) / 1e6
+    return None
+
+
 def stream_rate(exe: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
     """``history --all --json``: events written per second, and the child's peak RSS."""
     out_path = tmp / "history.json"
@@ -242,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=Path("/tmp/modelreg-cli-bench/registry.db"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each command's instructions under valgrind (~30 s a command)",
+    )
     args = parser.parse_args(argv)
     if args.setup_only:
         from registry_bench import machine_info
@@ -264,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         figures[label] = got
         report.add(label, "p50 wall", got.get("p50_s"), "s")
         report.add(label, "p50 CPU", got.get("cpu_p50_s"), "s")
+        if args.instructions:
+            got["instructions_m"] = instructions(bare, env)
+            report.add(label, "instructions", got["instructions_m"], "M")
     for label, cmd in commands(facts).items():
         log(f"modelreg {' '.join(cmd)}")
         got = measure(exe, cmd, env, args.runs)
@@ -275,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         report.add(label, "p50 wall", got["p50_s"], "s", P50_S)
         report.add(label, "p50 CPU", got["cpu_p50_s"], "s")
         report.add(label, "peak RSS", got["rss_mb"], "MB", RSS_MB)
+        if args.instructions:
+            got["instructions_m"] = instructions([exe, *cmd], env)
+            report.add(label, "instructions", got["instructions_m"], "M")
     streamed = stream_rate(exe, env, args.db.parent)
     figures["history --all --json"] = streamed
     report.add("history --all --json", "events/s", streamed.get("events_per_s"), "/s", STREAM)
