@@ -646,8 +646,8 @@ def _positive(op: str) -> str:
 def _membership(rows: Select[Any], op: str) -> ColumnElement[bool]:
     """Versions in ``rows``, or for a negated op, versions not in them."""
     if op in _NEGATED:
-        return versions_table.c.id.not_in(rows)
-    return versions_table.c.id.in_(rows)
+        return versions_table.c.id.not_in(rows)  # type: ignore[no-any-return]
+    return versions_table.c.id.in_(rows)  # type: ignore[no-any-return]
 
 
 def _dataset_match(op: str, value: Operand) -> ColumnElement[bool]:
@@ -660,7 +660,7 @@ def _dataset_match(op: str, value: Operand) -> ColumnElement[bool]:
 def _dataset_is(ref: str) -> ColumnElement[bool]:
     name, at, version = ref.rpartition("@")
     if not (at and name and version):
-        return datasets_table.c.name == ref
+        return datasets_table.c.name == ref  # type: ignore[no-any-return]
     return and_(datasets_table.c.name == name, datasets_table.c.version == version)
 
 
@@ -678,7 +678,7 @@ def _attribute_test(
     tests = (a.c.kind == kind, a.c.key == key, not_(match) if op in _NEGATED else match)
     if probe:
         return exists().where(a.c.version_id == versions_table.c.id, *tests)
-    return versions_table.c.id.in_(select(a.c.version_id).where(*tests))
+    return versions_table.c.id.in_(select(a.c.version_id).where(*tests))  # type: ignore[no-any-return]
 
 
 def _attribute_match(op: str, value: Operand, table: Any) -> ColumnElement[bool]:

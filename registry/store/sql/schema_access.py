@@ -9,77 +9,80 @@ event for one webhook (unique), retried until it is delivered.
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-)
+from datetime import datetime
 
-from registry.store.sql.schema import UTCDateTime, metadata
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
 
-tokens_table = Table(
-    "api_token",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("role", String(32), nullable=False),
-    Column("scopes", Text, nullable=False),  # JSON list of scope strings
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("created_by", String(256), nullable=False),
-    Column("revoked_at", UTCDateTime()),
-    Column("revoked_by", String(256)),
-)
+from registry.store.sql.schema import UTCDateTime
 
-# The reply to a write sent with an ``Idempotency-Key``, kept so a retry of the same
-# request (same actor, key and body) gets the same answer instead of a second change.
-replies_table = Table(
-    "idempotent_reply",
-    metadata,
-    Column("actor", String(64), primary_key=True),
-    Column("key", String(128), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),  # sha256 of method, path and body
-    Column("status", Integer, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False, index=True),
-)
 
-webhooks_table = Table(
-    "webhook",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("url", String(2048), nullable=False),
-    Column("events", Text, nullable=False),  # JSON list of event types
-    Column("model", String(200)),  # a name or "ns/*"; None: all
-    Column("secret", String(128), nullable=False),  # the HMAC key: the server signs with it
-    Column("cursor", BigInteger, nullable=False, default=0),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("created_by", String(256), nullable=False),
-    Column("removed_at", UTCDateTime()),
-    Column("lease_owner", String(128)),
-    Column("lease_until", UTCDateTime()),
-)
+class ApiTokenRow(SQLModel, table=True):
+    __tablename__ = "api_token"
 
-deliveries_table = Table(
-    "webhook_delivery",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("webhook_id", Integer, ForeignKey("webhook.id"), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("event_type", String(64), nullable=False),
-    Column("model", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # pending, delivered
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime(), nullable=False),
-    Column("last_attempt_at", UTCDateTime()),
-    Column("last_status", Integer),  # the receiver's HTTP status of the last attempt
-    Column("last_error", Text),
-    Column("delivered_at", UTCDateTime()),
-    UniqueConstraint("webhook_id", "seq", name="uq_webhook_delivery_event"),
-    Index("ix_webhook_delivery_pending", "webhook_id", "status", "seq"),
-)
+    name: str = Field(max_length=64, primary_key=True)
+    role: str = Field(max_length=32)
+    scopes: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of scope strings
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=256)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_by: str | None = Field(default=None, max_length=256)
+
+
+class IdempotentReplyRow(SQLModel, table=True):
+    """The reply to a write sent with an ``Idempotency-Key``, kept so a retry of the
+    same request (same actor, key and body) gets the same answer instead of a second
+    change."""
+
+    __tablename__ = "idempotent_reply"
+
+    actor: str = Field(max_length=64, primary_key=True)
+    key: str = Field(max_length=128, primary_key=True)
+    fingerprint: str = Field(max_length=64)  # sha256 of method, path and body
+    status: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class WebhookRow(SQLModel, table=True):
+    __tablename__ = "webhook"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2048)
+    events: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of event types
+    model: str | None = Field(default=None, max_length=200)  # a name or "ns/*"; None: all
+    secret: str = Field(max_length=128)  # the HMAC key: the server must sign with it
+    cursor: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=256)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "seq", name="uq_webhook_delivery_event"),
+        Index("ix_webhook_delivery_pending", "webhook_id", "status", "seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id")
+    seq: int = Field(sa_type=BigInteger)
+    event_type: str = Field(max_length=64)
+    model: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # pending, delivered
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_status: int | None = None  # the receiver's HTTP status of the last attempt
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+tokens_table = ApiTokenRow.__table__  # type: ignore[attr-defined]
+replies_table = IdempotentReplyRow.__table__  # type: ignore[attr-defined]
+webhooks_table = WebhookRow.__table__  # type: ignore[attr-defined]
+deliveries_table = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]

@@ -7,24 +7,30 @@ resolver may report a model name the registry no longer resolves.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table
+from datetime import datetime
 
-from registry.store.sql.schema import UTCDateTime, metadata
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel
 
-heartbeats_table = Table(
-    "resolver_heartbeat",
-    metadata,
-    Column("resolver_id", String(256), primary_key=True),
-    Column("model", String(200), nullable=False, index=True),
-    Column("ref", String(256), nullable=False),
-    Column("region", String(64), nullable=False),
-    Column("host", String(256), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("version", Integer),
-    Column("generation", Integer),
-    Column("seq", BigInteger, nullable=False),  # the newest event the resolver has seen
-    Column("degraded", Boolean, nullable=False),
-    Column("reason", String),
-    Column("started_at", UTCDateTime(), nullable=False),
-    Column("seen_at", UTCDateTime(), nullable=False),
-)
+from registry.store.sql.schema import UTCDateTime
+
+
+class ResolverHeartbeatRow(SQLModel, table=True):
+    __tablename__ = "resolver_heartbeat"
+
+    resolver_id: str = Field(max_length=256, primary_key=True)
+    model: str = Field(max_length=200, index=True)
+    ref: str = Field(max_length=256)
+    region: str = Field(max_length=64)
+    host: str = Field(max_length=256)
+    pid: int
+    version: int | None = None
+    generation: int | None = None
+    seq: int = Field(sa_type=BigInteger)  # the newest event the resolver has seen
+    degraded: bool
+    reason: str | None = None
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+heartbeats_table = ResolverHeartbeatRow.__table__  # type: ignore[attr-defined]

@@ -5,36 +5,46 @@ Declared on the same metadata as ``schema.py``; created by migration 0002.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table
+from datetime import datetime
+from typing import Any
 
-from registry.store.sql.schema import JSONType, UTCDateTime, metadata
+from sqlalchemy import BigInteger, Index
+from sqlmodel import Field, SQLModel
 
-# Where one version's bytes are in one region; rewritten in place as its state moves.
-replicas_table = Table(
-    "version_replica",
-    metadata,
-    Column("version_id", Integer, ForeignKey("model_version.id"), primary_key=True),
-    Column("region", String(64), primary_key=True),
-    Column("state", String(16), nullable=False),  # pending | verified | failed
-    Column("uri", String),
-    Column("sha256", String(64)),
-    Column("size", BigInteger),
-    Column("verified_at", UTCDateTime()),
-    Column("error", String),
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
+from registry.store.sql.schema import JSONType, UTCDateTime
 
-# Append-only: a check is recorded once and never changed; ``id`` is its order.
-checks_table = Table(
-    "version_check",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version_id", Integer, ForeignKey("model_version.id"), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("region", String(64)),
-    Column("passed", Boolean, nullable=False),
-    Column("evidence", JSONType, nullable=False),
-    Column("recorded_at", UTCDateTime(), nullable=False),
-    Column("recorded_by", String, nullable=False),
-    Index("ix_check_version_kind", "version_id", "kind", "id"),
-)
+
+class ReplicaRow(SQLModel, table=True):
+    """Where one version's bytes are in one region; rewritten in place as its state moves."""
+
+    __tablename__ = "version_replica"
+
+    version_id: int = Field(foreign_key="model_version.id", primary_key=True)
+    region: str = Field(max_length=64, primary_key=True)
+    state: str = Field(max_length=16)  # pending | verified | failed
+    uri: str | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    size: int | None = Field(default=None, sa_type=BigInteger)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CheckRow(SQLModel, table=True):
+    """Append-only: a check is recorded once and never changed; ``id`` is its order."""
+
+    __tablename__ = "version_check"
+    __table_args__ = (Index("ix_check_version_kind", "version_id", "kind", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    kind: str = Field(max_length=32)
+    region: str | None = Field(default=None, max_length=64)
+    passed: bool
+    evidence: dict[str, Any] = Field(sa_type=JSONType)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_by: str
+
+
+replicas_table = ReplicaRow.__table__  # type: ignore[attr-defined]
+checks_table = CheckRow.__table__  # type: ignore[attr-defined]
