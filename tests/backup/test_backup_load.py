@@ -187,11 +187,26 @@ class AtSeq:
         aliases = tuple(sorted(a for a, v in self.aliases[mv.name].items() if v == mv.version))
         return mv.model_copy(update={"stage": stage, "aliases": aliases})
 
-    def hit(self, hit: LineageHit) -> LineageHit | None:
+    def hit(self, hit: LineageHit, protected: frozenset[str]) -> LineageHit | None:
+        """``hit`` as it was at B: its stage, and whether it was live then (Production, or
+        an alias of ``protected``; these writers bind no app release)."""
         stage = self.stages.get((hit.name, hit.version))
         if stage is None:
             return None
-        return hit.model_copy(update={"stage": stage, "in_production": stage is Stage.PRODUCTION})
+        why = ["Production"] if stage is Stage.PRODUCTION else []
+        why += [
+            f"alias {a} (protected)"
+            for a, v in sorted(self.aliases[hit.name].items())
+            if v == hit.version and a in protected
+        ]
+        return hit.model_copy(
+            update={
+                "stage": stage,
+                "in_production": stage is Stage.PRODUCTION,
+                "live": bool(why),
+                "why_live": tuple(why),
+            }
+        )
 
     def instants(self, name: str, later: list[Event]) -> list[datetime]:
         """Instants for ``production_at``: each event time of the model up to B, a moment
@@ -214,7 +229,16 @@ def search_at(source: SqlStore, at: AtSeq, text: str) -> list[ModelVersion]:
 
 
 def lineage_at(source: SqlStore, at: AtSeq, **query: str) -> list[LineageHit]:
-    return [h for h in map(at.hit, source.lineage_impact(**query)) if h is not None]
+    """The source's answer as it was at B, in the store's order: live first, then by
+    name and version."""
+    found = []
+    for hit in source.lineage_impact(**query, limit=10_000):
+        protected = frozenset(source.get_policy(hit.name).policy.protected_aliases)
+        then = at.hit(hit, protected)
+        if then is not None:
+            found.append(then)
+    found.sort(key=lambda h: (h.name, h.version))
+    return sorted(found, key=lambda h: not h.live)
 
 
 # ---------------------------------------------------------------- the test
@@ -275,7 +299,7 @@ def assert_restored_at_its_seq(
         assert target.search(text, limit=10_000) == expected, text
         assert target.search(text) == expected[:100], text
     for query in ({"dataset": "transactions"}, {"pipeline": "fe-2.3"}, {"commit": "9f1c2ab"}):
-        assert target.lineage_impact(**query) == lineage_at(source, at, **query), query
+        assert target.lineage_impact(**query, limit=10_000) == lineage_at(source, at, **query)
 
     # the same rollback targets: each writer's model rolls back where the source's log says
     rolled = 0

@@ -9,6 +9,7 @@ from the database, everything those calls could change.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class World:
 
     prefix: str
     webhook: int
+    erasure: int = 0  # the erasure request the setup made (0: none)
 
     @property
     def fraud(self) -> str:  # default protected aliases: production, champion
@@ -73,6 +75,14 @@ class World:
     def victim(self) -> str:  # a token to revoke
         return f"{self.prefix}-victim"
 
+    @property
+    def data(self) -> str:  # a dataset; with ``erasure``, v1 holds ``subject``
+        return f"{self.prefix}-data"
+
+    @property
+    def subject(self) -> str:  # a subject key of this world
+        return hashlib.sha256(self.prefix.encode()).hexdigest()
+
     def format(self, text: str) -> str:
         return text.format(
             p=self.prefix,
@@ -83,10 +93,13 @@ class World:
             app=self.app,
             victim=self.victim,
             webhook=self.webhook,
+            data=self.data,
+            erasure=self.erasure,
         )
 
 
 PARTS = frozenset({"served", "risk", "outside", "app", "victim", "webhook"})
+ERASURE = PARTS | {"erasure"}  # the shared world of the refusal and read tests
 
 
 def build_world(db: SqlStore, parts: frozenset[str] = PARTS) -> World:
@@ -94,7 +107,9 @@ def build_world(db: SqlStore, parts: frozenset[str] = PARTS) -> World:
     ``parts``: ``served`` (v1 served, then v2: v2 in Production, v1 verified where it
     may come back), ``risk`` ({p}/risk v1 in Staging), ``outside`` ({p}-outside v1),
     ``app`` (app release {p}-app@r1), ``victim`` (token {p}-victim), ``webhook`` (on
-    {p}/fraud). Each call asks only for what it needs: building is most of a case."""
+    {p}/fraud); and, only when asked (``ERASURE``), ``erasure`` ({p}/fraud v5 trained
+    on {p}-data@v1, whose subject is under an erasure request). Each call asks only for
+    what it needs: building is most of a case."""
     world = World(f"w{uuid.uuid4().hex[:10]}", webhook=0)
     fraud = world.fraud
     db.set_policy(fraud, OPEN_POLICY, reason="setup")
@@ -121,9 +136,16 @@ def build_world(db: SqlStore, parts: frozenset[str] = PARTS) -> World:
         db.create_app_release(world.app, "r1", Signature.model_validate(SIGNATURE))
     if "victim" in parts:
         db.create_token(world.victim, R)
+    if "erasure" in parts:
+        manifest = ArtifactRef.model_validate(artifact())
+        db.record_subject_manifest(world.data, "v1", manifest, [world.subject])
+        lineage = {"lineage": {"datasets": [{"name": world.data, "version": "v1"}]}}
+        db.register(fraud, ArtifactRef.model_validate(artifact()), VersionCreate.parse(lineage))
+        request = db.request_erasure(world.subject, reason="setup")
+        world = dataclasses.replace(world, erasure=request.id)
     if "webhook" in parts:
         webhook, _secret = db.add_webhook("http://127.0.0.1:9/hook", ["promoted"], model=fraud)
-        return World(world.prefix, webhook.id)
+        return dataclasses.replace(world, webhook=webhook.id)
     return world
 
 
@@ -150,6 +172,8 @@ def observe(db: SqlStore, world: World) -> dict[str, Any]:
         "tokens": db.list_tokens(),
         "webhooks": db.list_webhooks(),
         "deliveries": db.webhook_deliveries(world.webhook) if world.webhook else None,
+        "manifest": _maybe(lambda data: db.subject_manifest(data, "v1"), world.data),
+        "erasures": db.erasures(),
     }
 
 
@@ -370,6 +394,31 @@ WRITES = [
         "/webhooks/{webhook}/replay",
         _move(from_seq=0),
         needs=frozenset({"webhook", "served"}),  # promotions to replay
+    ),
+    # data subjects: a manifest is a data scientist's (datasets are registry-wide),
+    # erasure an admin's
+    Call(
+        "record_subject_manifest",
+        DS,
+        "POST",
+        "/datasets/{data}/versions/v1/manifest",
+        lambda w: {"manifest": artifact(), "subjects": [w.subject]},
+    ),
+    Call(
+        "request_erasure",
+        ADMIN,
+        "POST",
+        "/erasures",
+        lambda w: {"subject": w.subject, "reason": "art. 17"},
+        status=201,
+    ),
+    Call(
+        "justify_erasure",
+        ADMIN,
+        "POST",
+        "/erasures/{erasure}/justify",
+        lambda w: {"name": w.fraud, "version": 5, "reason": "kept for the audit"},
+        needs=frozenset({"erasure"}),
     ),
     # retention (modelreg gc): admin only; bytes no registration named log nothing
     Call("artifact_references", ADMIN, "GET", "/retention/references", changes=False),

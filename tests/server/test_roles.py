@@ -34,6 +34,7 @@ from .roles_world import (
     BY_NAME,
     DEP,
     DS,
+    ERASURE,
     READS,
     WRITES,
     Call,
@@ -85,7 +86,7 @@ def clients(served: Served, db: SqlStore) -> Iterator[dict[Role, httpx.Client]]:
 
 @pytest.fixture(scope="module")
 def shared(db: SqlStore) -> World:
-    return build_world(db)
+    return build_world(db, ERASURE)
 
 
 @pytest.fixture
@@ -190,6 +191,8 @@ def _matches(template: str, path: str) -> bool:
         app="a",
         victim="v",
         webhook=1,
+        data="d",
+        erasure=1,
     )
     return re.fullmatch(pattern, concrete) is not None
 
