@@ -145,6 +145,10 @@ def test_a_registry_that_is_down_fails_the_run_after_retries_and_the_shelf_is_un
     shelf = open_shelf(str(home / "artifacts"))
     before = sorted(p.name for p in (home / "artifacts" / "backups").iterdir())
     monkeypatch.setenv("MODELREG_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/gone")
+    import tasks.backup
+
+    # The real task and its retries, without the production delays (14 s of waiting).
+    monkeypatch.setattr(tasks.backup.take_backup, "retry_delay_seconds", [0.0, 0.0, 0.0])
 
     state = backup_flow(keep=KEEP, return_state=True)
 
