@@ -4,10 +4,18 @@ imported as a sibling module."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -98,3 +106,40 @@ def fmt(value: Any) -> str:
             return "never"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)
+
+
+def loadavg() -> list[float]:
+    with contextlib.suppress(OSError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return []
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and the code a run measured: CPU, cores, Python, the commit, and
+    whether registry/ had uncommitted changes."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    status = subprocess.run(
+        [*git, "status", "--porcelain", "--", "registry"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "git_commit": commit or "unknown",
+        "uncommitted_under_registry": len(status.splitlines()),
+        "loadavg_at_start": loadavg(),
+    }

@@ -38,7 +38,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -47,11 +46,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import Report, Target, fmt, log, percentile, verdict
+from benchlib import Report, Target, fmt, loadavg, log, machine_info, percentile, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -76,10 +74,6 @@ class Plan:
         if quick:
             return cls(quick=True, subscribers=min(subscribers, 40), promotions=min(promotions, 5))
         return cls(subscribers=subscribers, promotions=promotions)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ---------------------------------------------------------------- the server
@@ -398,35 +392,6 @@ def summarise(
 
 
 # ---------------------------------------------------------------- output
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    git = ["git", "-C", str(REPO)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    status = subprocess.run(
-        [*git, "status", "--porcelain", "--", "registry"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "git_commit": commit or "unknown",
-        "uncommitted_under_registry": len(status.splitlines()),
-        "loadavg_at_start": loadavg(),
-    }
 
 
 def print_table(report: Report) -> None:

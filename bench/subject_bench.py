@@ -42,9 +42,7 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import Report, Target, fmt, log, percentile, verdict
+from benchlib import Report, Target, fmt, loadavg, log, machine_info, percentile, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -482,41 +480,6 @@ def postgres_unavailable(admin_url: str) -> str | None:
 
 
 # ---------------------------------------------------------------- output
-
-
-def loadavg() -> list[float]:
-    with contextlib.suppress(OSError):
-        return [round(x, 2) for x in os.getloadavg()]
-    return []
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    git = ["git", "-C", str(REPO)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    status = subprocess.run(
-        [*git, "status", "--porcelain", "--", "registry"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "git_commit": commit or "unknown",
-        "uncommitted_under_registry": len(status.splitlines()),
-        "loadavg_at_start": loadavg(),
-    }
 
 
 def print_table(report: Report) -> None:
