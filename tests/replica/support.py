@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from resolver.support import wait_for as _wait_for
 
 T = TypeVar("T")
 DEADLINE_S = 15.0
@@ -21,15 +22,9 @@ DEADLINE_S = 15.0
 def wait_for(
     probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float = DEADLINE_S
 ) -> T:
-    """Poll ``probe`` until ``done`` holds for its value; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not reached within {timeout:g}s; last seen: {value!r}")
-        time.sleep(0.02)
+    """``resolver.support.wait_for`` with this package's longer deadline (a standby
+    replays, a server process starts)."""
+    return _wait_for(probe, done, timeout=timeout)
 
 
 class RegistryServer:
