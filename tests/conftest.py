@@ -26,6 +26,11 @@ from registry.models import ArtifactRef
 from registry.store.sql import SqlStore
 from registry.store.sql.schema import event_counter_table, metadata
 
+# The warm agent (registry/cli/agent.py) is off for the suite: a test's `modelreg`
+# process runs in-process and leaves no process behind. tests/cli/test_agent.py turns
+# it on, in a private folder per test, and checks the two ways answer alike.
+os.environ["MODELREG_AGENT"] = "off"
+
 POSTGRES_ENV = "MODELREG_TEST_POSTGRES_URL"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -122,6 +122,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "registry.cli.gc:gc",
         "Remove artifact bytes no version references, from every artifact store.",
     ),
+    "agent": (
+        "registry.cli.agent_cmd:agent",
+        "The warm agent: read commands answered without Python's start-up (MODELREG_AGENT).",
+    ),
 }
 
 

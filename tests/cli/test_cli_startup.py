@@ -77,7 +77,11 @@ def _loaded_by(url: str, *args: str) -> list[str]:
 
 
 def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MODELREG_") or k == "MODELREG_AGENT"
+    }
     env["MODELREG_URL"] = url
     return env
 
