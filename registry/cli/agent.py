@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import signal
 import socket
@@ -105,10 +106,13 @@ def enabled(env: Mapping[str, str]) -> bool:
 
 
 def idle_seconds(env: Mapping[str, str]) -> float:
+    """``MODELREG_AGENT_IDLE``: seconds without a command before the agent exits; 0
+    keeps it until it is stopped (or its code changes)."""
     try:
-        return max(0.1, float(env.get("MODELREG_AGENT_IDLE", DEFAULT_IDLE_S)))
+        idle = float(env.get("MODELREG_AGENT_IDLE", DEFAULT_IDLE_S))
     except ValueError:
         return DEFAULT_IDLE_S
+    return math.inf if idle <= 0 else max(0.1, idle)
 
 
 def agent_dir(env: Mapping[str, str]) -> Path | None:
@@ -220,21 +224,20 @@ def _await_exit(sock: socket.socket, env: Mapping[str, str]) -> int:
         if kind == "P":
             worker = int(rest)
         elif kind == "X":
-            code, rss_kb = (int(x) for x in rest.split())
-            _report(env, worker, code, rss_kb)
+            code, rss_kb, cpu_ms = (int(x) for x in rest.split())
+            _report(env, {"worker": worker, "code": code, "rss_kb": rss_kb, "cpu_ms": cpu_ms})
             return code
     print("modelreg: the agent stopped before the command ended; run it again", file=sys.stderr)
     return 1
 
 
-def _report(env: Mapping[str, str], worker: int, code: int, rss_kb: int) -> None:
+def _report(env: Mapping[str, str], facts: dict[str, int]) -> None:
     """``MODELREG_AGENT_REPORT=FILE``: one JSON line per command the agent ran (its
-    worker's pid, exit code and peak RSS), for benchmarks and tests."""
+    worker's pid, exit code, peak RSS and CPU time), for benchmarks and tests."""
     target = env.get("MODELREG_AGENT_REPORT")
     if target:
-        line = json.dumps({"worker": worker, "code": code, "rss_kb": rss_kb})
         with open(target, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+            out.write(json.dumps(facts) + "\n")
 
 
 def start_in_background(folder: Path, stamp: str, env: Mapping[str, str]) -> None:
@@ -417,7 +420,8 @@ class Agent:
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code  # killed by a signal: the shell's 128+N
         with conn, contextlib.suppress(OSError):
-            conn.sendall(f"X {code} {usage.ru_maxrss}\n".encode())
+            cpu_ms = round((usage.ru_utime + usage.ru_stime) * 1000)
+            conn.sendall(f"X {code} {usage.ru_maxrss} {cpu_ms}\n".encode())
 
     def _become_worker(self, conn: socket.socket) -> None:
         code = 1
