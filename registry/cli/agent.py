@@ -179,7 +179,10 @@ def call(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
         start_in_background(folder, stamp, env)
         return None
     with sock:
-        return _await_exit(sock, env)
+        code = _await_exit(sock, env)
+    if code is None:  # the agent closed before it forked a worker: nothing ran
+        start_in_background(folder, stamp, env)
+    return code
 
 
 def _send_request(sock: socket.socket, argv: Sequence[str], env: Mapping[str, str]) -> None:
@@ -205,8 +208,9 @@ def _send_request(sock: socket.socket, argv: Sequence[str], env: Mapping[str, st
     sock.sendall(body)
 
 
-def _await_exit(sock: socket.socket, env: Mapping[str, str]) -> int:
-    """Forward the signals a terminal sends to the worker; return its exit code."""
+def _await_exit(sock: socket.socket, env: Mapping[str, str]) -> int | None:
+    """Forward the signals a terminal sends to the worker; return its exit code, or
+    ``None`` if the agent hung up before it started a worker."""
     sock.settimeout(None)
     reader = sock.makefile("r", encoding="ascii")
     worker = 0
@@ -227,6 +231,8 @@ def _await_exit(sock: socket.socket, env: Mapping[str, str]) -> int:
             code, rss_kb, cpu_ms = (int(x) for x in rest.split())
             _report(env, {"worker": worker, "code": code, "rss_kb": rss_kb, "cpu_ms": cpu_ms})
             return code
+    if not worker:
+        return None
     print("modelreg: the agent stopped before the command ended; run it again", file=sys.stderr)
     return 1
 
@@ -402,7 +408,11 @@ class Agent:
         if uid != os.getuid():
             conn.close()
             return
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: the caller runs it itself
+            conn.close()
+            return
         if pid == 0:
             self._become_worker(conn)  # never returns
         self.served += 1
@@ -564,7 +574,15 @@ def _serve_main(argv: Sequence[str]) -> int:
     folder, stamp = Path(argv[0]), argv[1]
     if agent_dir({"MODELREG_AGENT_DIR": str(folder)}) != folder or stamp != code_stamp():
         return 2
-    return Agent(folder, stamp, idle_seconds(os.environ)).serve()
+    try:
+        return Agent(folder, stamp, idle_seconds(os.environ)).serve()
+    except Exception:
+        # The agent's stdio is /dev/null: what went wrong is kept in <stamp>.log.
+        import traceback
+
+        with open(paths(folder, stamp)["log"], "a", encoding="utf-8") as log:
+            traceback.print_exc(file=log)
+        return 1
 
 
 if __name__ == "__main__":

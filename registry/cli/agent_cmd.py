@@ -42,22 +42,30 @@ def start(wait_s: float) -> None:
 
 
 @agent.command()
-def stop() -> None:
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True, metavar="S")
+def stop(wait_s: float) -> None:
     """Stop every agent of this user; commands they are running finish first."""
     import os
     import signal
+    import time
 
     from registry.cli import agent as warm
+    from registry.errors import RegistryUnavailable
 
     folder = _folder()
-    stopped = 0
+    asked = []
     for info in warm.status(folder):
         try:
             os.kill(int(info["pid"]), signal.SIGTERM)
-            stopped += 1
         except (OSError, KeyError, ValueError):
             continue
-    click.echo(f"stopped {stopped} agent(s)")
+        asked.append(info["stamp"])
+    deadline = time.monotonic() + wait_s
+    while any(warm.running(folder, stamp) for stamp in asked):
+        if time.monotonic() > deadline:
+            raise RegistryUnavailable(f"an agent did not stop within {wait_s:g} s ({folder})")
+        time.sleep(0.05)
+    click.echo(f"stopped {len(asked)} agent(s)")
 
 
 @agent.command()
