@@ -22,9 +22,9 @@ What keeps it safe:
   process that has imported code and done nothing else: no connection, no cache, no
   settings. Configuration is read from the caller's environment, as in-process.
 - **The code that would run in-process.** The socket's name carries a stamp of the
-  interpreter and of every source file of the ``registry`` package. After an upgrade
-  or an edit, callers look for a new agent and run in-process until it is up. An agent
-  whose stamp went stale exits.
+  interpreter, its ``PYTHON*`` settings and every source file of the ``registry``
+  package. After an upgrade or an edit, callers look for a new agent and run
+  in-process until it is up. An agent whose stamp went stale exits.
 - **Only its owner.** The socket's folder is private (0700, owned by the user, no
   symlink). The agent also checks the caller's uid (``SO_PEERCRED``).
 - **Never in the way.** If no agent answers, the command runs in-process, exactly as
@@ -33,9 +33,9 @@ What keeps it safe:
   ``MODELREG_AGENT=off`` turns it off.
 
 This module is the console script's first stop, so it imports only the standard
-library. For that reason it reads its three variables (``MODELREG_AGENT``,
-``MODELREG_AGENT_DIR`` and ``MODELREG_AGENT_IDLE``) itself rather than through
-``registry.config``, which imports pydantic.
+library. For that reason it reads its variables (``MODELREG_AGENT``,
+``MODELREG_AGENT_DIR``, ``MODELREG_AGENT_IDLE`` and ``MODELREG_AGENT_REPORT``) itself
+rather than through ``registry.config``, which imports pydantic.
 """
 
 from __future__ import annotations
@@ -134,10 +134,14 @@ def agent_dir(env: Mapping[str, str]) -> Path | None:
     return folder if private and not folder.is_symlink() and folder.is_dir() else None
 
 
-def code_stamp(package: Path = _PACKAGE) -> str:
-    """A digest of the interpreter and of every ``.py`` file under ``package`` (path,
-    size, modification time): an edit or an upgrade changes it."""
-    digest = hashlib.sha256(f"{sys.executable}\0{package}".encode())
+def code_stamp(package: Path = _PACKAGE, env: Mapping[str, str] | None = None) -> str:
+    """A digest of the interpreter, of its settings in the environment (``PYTHON*``:
+    warnings, hash seed, I/O encoding, …) and of every ``.py`` file under ``package``
+    (path, size, modification time): an edit, an upgrade or other interpreter settings
+    make it another agent's."""
+    env = os.environ if env is None else env
+    settings = sorted((k, v) for k, v in env.items() if k.startswith("PYTHON"))
+    digest = hashlib.sha256(f"{sys.executable}\0{package}\0{settings}".encode())
     for path, info in sorted(_sources(package)):
         digest.update(f"\0{path}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
@@ -167,7 +171,7 @@ def call(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
     folder = agent_dir(env)
     if folder is None:
         return None
-    stamp = code_stamp()
+    stamp = code_stamp(env=env)
     where = paths(folder, stamp)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
