@@ -4,6 +4,9 @@ Built at an entry point (CLI, flow, server) and passed down; nothing reads
 configuration or opens a connection at import time. ``Settings`` is a frozen,
 hashable, JSON-able value, so Prefect tasks take it as an input (and key their
 caches on it) as it is.
+
+One exception: ``registry.cli.agent``, the console script's first stop, reads its own
+``MODELREG_AGENT*`` variables, since it decides before anything imports pydantic.
 """
 
 from __future__ import annotations
