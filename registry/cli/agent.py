@@ -57,8 +57,10 @@ from typing import IO, Any
 # Commands that only read: they answer through the agent. ``rollback`` only with
 # --dry-run (``routed``). The rest, every write among them, run in-process.
 ROUTED = frozenset({"models", "versions", "show", "history", "search", "diff", "lineage", "events"})
-# Global options of ``modelreg`` that take a value (``routed`` skips the value).
+# Global options of ``modelreg`` that take a value (``routed`` skips the value), and
+# those of ``rollback``.
 _VALUED = frozenset({"--registry", "--read-registry"})
+_ROLLBACK_VALUED = frozenset({"--to", "--reason", "--expect-generation"})
 OFF = frozenset({"off", "0", "false", "no"})
 DEFAULT_IDLE_S = 900.0
 # Modules a read command imports: the agent imports them before it listens.
@@ -97,7 +99,21 @@ def routed(argv: Sequence[str]) -> bool:
         rest = list(args)
         if "--help" in rest or "-h" in rest:
             return False
-        return arg in ROUTED or (arg == "rollback" and "--dry-run" in rest)
+        return arg in ROUTED or (arg == "rollback" and _dry_run(rest))
+    return False
+
+
+def _dry_run(args: Sequence[str]) -> bool:
+    """``--dry-run`` among ``rollback``'s options, not as the value of one that takes
+    a value (``--reason --dry-run`` is a real rollback, for a strange reason)."""
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return False
+        if word == "--dry-run":
+            return True
+        if word in _ROLLBACK_VALUED:
+            next(words, None)
     return False
 
 
@@ -173,6 +189,7 @@ def call(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
         return None
     stamp = code_stamp(env=env)
     where = paths(folder, stamp)
+    signals = _Forwarder()  # from now on a Ctrl-C is kept for the worker, not lost
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(2.0)
@@ -180,13 +197,51 @@ def call(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
         _send_request(sock, argv, env)
     except OSError:
         sock.close()
+        signals.give_back()
         start_in_background(folder, stamp, env)
         return None
     with sock:
-        code = _await_exit(sock, env)
+        code = _await_exit(sock, env, signals)
     if code is None:  # the agent closed before it forked a worker: nothing ran
+        signals.give_back()
         start_in_background(folder, stamp, env)
     return code
+
+
+class _Forwarder:
+    """The signals a terminal or a supervisor sends (``FORWARDED``), passed on to the
+    worker; those that come before its pid is known are kept and sent then. Signals this
+    process ignores stay ignored (the worker ignores them too)."""
+
+    def __init__(self) -> None:
+        self.worker = 0
+        self.pending: list[int] = []
+        self.previous = {s: signal.getsignal(s) for s in FORWARDED}
+        for signum, handler in self.previous.items():
+            if handler != signal.SIG_IGN:
+                signal.signal(signum, self._forward)
+
+    def _forward(self, signum: int, _frame: Any) -> None:
+        if self.worker:
+            with contextlib.suppress(OSError):
+                os.kill(self.worker, signum)
+        else:
+            self.pending.append(signum)
+
+    def started(self, worker: int) -> None:
+        self.worker = worker
+        for signum in self.pending:
+            with contextlib.suppress(OSError):
+                os.kill(worker, signum)
+        self.pending.clear()
+
+    def give_back(self) -> None:
+        """No worker will run: this process runs the command, with its own handlers and
+        whatever signal came meanwhile."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        for pending in self.pending:
+            signal.raise_signal(pending)
 
 
 def _send_request(sock: socket.socket, argv: Sequence[str], env: Mapping[str, str]) -> None:
@@ -212,30 +267,21 @@ def _send_request(sock: socket.socket, argv: Sequence[str], env: Mapping[str, st
     sock.sendall(body)
 
 
-def _await_exit(sock: socket.socket, env: Mapping[str, str]) -> int | None:
-    """Forward the signals a terminal sends to the worker; return its exit code, or
-    ``None`` if the agent hung up before it started a worker."""
+def _await_exit(sock: socket.socket, env: Mapping[str, str], signals: _Forwarder) -> int | None:
+    """Wait for the worker's exit code (signals go to it meanwhile), or ``None`` if the
+    agent hung up before it started a worker."""
     sock.settimeout(None)
     reader = sock.makefile("r", encoding="ascii")
-    worker = 0
-
-    def forward(signum: int, _frame: Any) -> None:
-        if worker:
-            with contextlib.suppress(OSError):
-                os.kill(worker, signum)
-
-    for signum in FORWARDED:
-        if signal.getsignal(signum) != signal.SIG_IGN:
-            signal.signal(signum, forward)
     for line in reader:
         kind, _, rest = line.strip().partition(" ")
         if kind == "P":
-            worker = int(rest)
+            signals.started(int(rest))
         elif kind == "X":
             code, rss_kb, cpu_ms = (int(x) for x in rest.split())
-            _report(env, {"worker": worker, "code": code, "rss_kb": rss_kb, "cpu_ms": cpu_ms})
+            facts = {"worker": signals.worker, "code": code, "rss_kb": rss_kb, "cpu_ms": cpu_ms}
+            _report(env, facts)
             return code
-    if not worker:
+    if not signals.worker:
         return None
     print("modelreg: the agent stopped before the command ended; run it again", file=sys.stderr)
     return 1
@@ -258,7 +304,10 @@ def start_in_background(folder: Path, stamp: str, env: Mapping[str, str]) -> Non
 
     with contextlib.suppress(OSError):
         subprocess.Popen(
-            [sys.executable, "-m", "registry.cli.agent", str(folder), stamp],
+            # -P: not the caller's folder first on sys.path (as -m would put it), so the
+            # agent imports what an in-process command imports; and it holds no cwd.
+            [sys.executable, "-P", "-m", "registry.cli.agent", str(folder), stamp],
+            cwd=folder,
             env={**env, "MODELREG_AGENT_DIR": str(folder)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -314,6 +363,8 @@ class Agent:
         self.workers: dict[int, tuple[int, socket.socket]] = {}
         self.stopping = False
         self.served = 0
+        self.wake: socket.socket | None = None
+        self.wake_write: socket.socket | None = None
 
     def serve(self) -> int:
         import fcntl
@@ -371,10 +422,21 @@ class Agent:
         assert self.listener is not None
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ, None)
+        # A signal (SIGTERM from `agent stop`) wakes the select at once, not at its timeout.
+        self.wake, wake_write = socket.socketpair()
+        for end in (self.wake, wake_write):
+            end.setblocking(False)
+        signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
+        self.wake_write = wake_write
+        selector.register(self.wake, selectors.EVENT_READ, "wake")
         last = time.monotonic()
         checked = last
         while not (self.stopping and not self.workers):
             for key, _ in selector.select(timeout=1.0):
+                if key.data == "wake":
+                    with contextlib.suppress(OSError):
+                        self.wake.recv(512)
+                    continue
                 if key.data is None:
                     self._accept(selector)
                 else:
@@ -444,6 +506,10 @@ class Agent:
                 self.listener.close()
             if self.lock is not None:
                 self.lock.close()  # the agent keeps the lock; a worker must not outlive it with it
+            signal.set_wakeup_fd(-1)
+            for end in (self.wake, self.wake_write):
+                if end is not None:
+                    end.close()
             for fd, (_pid, other) in self.workers.items():
                 os.close(fd)
                 other.close()
