@@ -13,6 +13,7 @@ import copy
 import hashlib
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ from registry.store.sql.schema import event_counter_table, metadata
 # process runs in-process and leaves no process behind. tests/cli/test_agent.py turns
 # it on, in a private folder per test, and checks the two ways answer alike.
 os.environ["MODELREG_AGENT"] = "off"
+# The processes the tests start (CLI, servers, health workers) import the registry
+# afresh; with PYTHONDONTWRITEBYTECODE in the environment each would compile its sources
+# again. Let the first compile them, as an installed package is.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 POSTGRES_ENV = "MODELREG_TEST_POSTGRES_URL"
 BACKENDS = [
