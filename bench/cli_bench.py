@@ -190,16 +190,10 @@ def measure(
     run([exe, *args], env)
     walls, cpus, rss = [], [], []
     for _ in range(runs):
-        report.unlink(missing_ok=True)
-        wall, cpu, mb, code, last = run([exe, *args], env)
-        if code != 0:
-            return {"failed": f"exit {code}: {last}"[:200]}
-        worker = _worker_facts(report)
-        if via_agent:
-            if worker is None:
-                return {"failed": "the agent did not answer this command"}
-            cpu += worker["cpu_ms"] / 1000
-            mb = max(mb, worker["rss_kb"] / 1024)
+        got = run_counted([exe, *args], env, report, via_agent)
+        if isinstance(got, str):
+            return {"failed": got}
+        wall, cpu, mb = got
         walls.append(wall)
         cpus.append(cpu)
         rss.append(mb)
@@ -209,6 +203,25 @@ def measure(
         "rss_mb": max(rss),
         "runs": runs,
     }
+
+
+def run_counted(
+    argv: list[str], env: dict[str, str], report: Path, via_agent: bool, out: Any = None
+) -> tuple[float, float, float] | str:
+    """(wall s, CPU s, peak RSS MB) of one run, its worker's CPU and RSS counted in when
+    ``via_agent``; or why the run does not count (it failed, or the agent did not
+    answer it)."""
+    report.unlink(missing_ok=True)
+    wall, cpu, mb, code, last = run(argv, env, subprocess.DEVNULL if out is None else out)
+    if code != 0:
+        return f"exit {code}: {last}"[:200]
+    worker = _worker_facts(report)
+    if via_agent:
+        if worker is None:
+            return "the agent did not answer this command"
+        cpu += worker["cpu_ms"] / 1000
+        mb = max(mb, worker["rss_kb"] / 1024)
+    return wall, cpu, mb
 
 
 def _worker_facts(report: Path) -> dict[str, int] | None:
@@ -274,19 +287,13 @@ def stream_rate(
     env = {**env, "MODELREG_AGENT_REPORT": str(report)}
     walls, rss = [], []
     for attempt in range(runs + 1):
-        report.unlink(missing_ok=True)
         with out_path.open("wb") as out:
-            wall, _cpu, mb, code, last = run([exe, *HISTORY_ALL_JSON], env, out)
-        if code != 0:
-            return {"failed": f"exit {code}: {last}"[:200]}
-        worker = _worker_facts(report)
-        if via_agent:
-            if worker is None:
-                return {"failed": "the agent did not answer this command"}
-            mb = max(mb, worker["rss_kb"] / 1024)
+            got = run_counted([exe, *HISTORY_ALL_JSON], env, report, via_agent, out)
+        if isinstance(got, str):
+            return {"failed": got}
         if attempt:
-            walls.append(wall)
-            rss.append(mb)
+            walls.append(got[0])
+            rss.append(got[2])
     events = _count_events(out_path)
     wall = statistics.median(walls)
     return {"events": events, "wall_s": wall, "events_per_s": events / wall, "rss_mb": max(rss)}

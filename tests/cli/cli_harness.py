@@ -9,7 +9,9 @@ canary results.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,19 @@ class Harness:
     def snapshot(self) -> tuple[Any, Any]:
         """Everything a failed command must leave as it was: models and the event log."""
         return self.json("models"), self.json("events")
+
+
+def first_line_then_hang_up(
+    argv: list[str], env: Mapping[str, str], cwd: Path | None = None
+) -> tuple[bytes, int, str]:
+    """Run ``argv``, read one line of its output and close the pipe, as ``head -n 1``
+    does: the line, the exit code and stderr."""
+    with subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    return first, code, stderr.decode()

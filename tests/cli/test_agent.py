@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from cli_harness import MODEL, Harness
+from cli_harness import MODEL, Harness, first_line_then_hang_up
 
 from registry.cli import agent
 from registry.models import Stage
@@ -514,21 +514,14 @@ def test_a_closed_pipe_ends_a_routed_command_quietly(
     agents, _ = shared
     reg, _ = long_log
     report = agents.report_file()
-    with subprocess.Popen(
+    first, code, stderr = first_line_then_hang_up(
         [str(MODELREG), "history", MODEL, "--all", "--limit", "0"],
-        env=agents.env(reg.url, extra={"MODELREG_AGENT_REPORT": str(report)}),
+        agents.env(reg.url, extra={"MODELREG_AGENT_REPORT": str(report)}),
         cwd=agents.home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        first = proc.stdout.readline()  # what ``head -n 1`` reads, then it exits
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        code = proc.wait(timeout=60)
+    )
 
     assert first.split()[:2] == [b"seq", b"at"]
-    assert (code, stderr.decode()) == (0, "")
+    assert (code, stderr) == (0, "")
     assert [r["code"] for r in _reports(report)] == [0]
 
 

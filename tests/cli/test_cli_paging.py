@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import BASE_META, MODEL, Harness
+from cli_harness import BASE_META, MODEL, Harness, first_line_then_hang_up
 
 from registry.models import VersionCreate
 
@@ -287,20 +287,12 @@ def long_log(tmp_path_factory: pytest.TempPathFactory) -> Harness:
 def test_a_closed_pipe_ends_the_command_quietly(long_log: Harness, args: list[str]) -> None:
     env = {**os.environ, **{k: v for k, v in long_log.env.items() if v is not None}}
     env.pop("MODELREG_URL", None)
-    with subprocess.Popen(
-        [str(MODELREG), "--registry", long_log.url, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        first = proc.stdout.readline()  # what ``head -n 1`` reads, then it exits
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        code = proc.wait(timeout=60)
+    first, code, stderr = first_line_then_hang_up(
+        [str(MODELREG), "--registry", long_log.url, *args], env
+    )
 
     assert first.strip()
-    assert (code, stderr.decode()) == (0, "")
+    assert (code, stderr) == (0, "")
 
 
 def test_history_piped_to_head_exits_0_with_nothing_on_stderr(long_log: Harness) -> None:
