@@ -610,15 +610,14 @@ class Resolver:
             return None
         name = key.split("@", 1)[0]
         try:
+            from registry.store.pages import model_events
+
             store = self._open()
             served = [
                 e.version
-                for e in store.history(name)
+                for e in model_events(store, name, kinds=("stage", "rollback"))
                 if e.version is not None
-                and (
-                    (e.kind == "stage" and e.to_value == Stage.PRODUCTION.value)
-                    or e.kind == "rollback"
-                )
+                and (e.kind == "rollback" or e.to_value == Stage.PRODUCTION.value)
             ]
             generation = store.get_model(name).generation
             for version in sorted(set(served), reverse=True):

@@ -70,10 +70,12 @@ def after_approval(state: CliState, name: str, version: int, reason: str) -> str
     is imported only when a run waits.
     """
     store = state.store()
+    from registry.store.pages import model_events
+
     waiting = [
         e
-        for e in store.history(name)
-        if e.kind == "approval" and e.subject == "requested" and e.version == version
+        for e in model_events(store, name, kinds=("approval",))
+        if e.subject == "requested" and e.version == version
     ]
     origin = waiting[-1].details.origin if waiting else None
     if origin is None or origin.run_id is None:

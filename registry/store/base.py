@@ -331,7 +331,9 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def history(self, name: str) -> list[Event]:
-        """Every event of one model, oldest first: the audit trail."""
+        """Every event of one model, oldest first: the audit trail, all in one list. For a
+        log of any length read pages instead: ``events(model=name, kinds=…, limit=…)``, or
+        ``registry.store.pages.model_events`` to walk them."""
 
     @abstractmethod
     def production_at(self, name: str, at: datetime) -> int | None:

@@ -1,4 +1,5 @@
-"""Every model, or every lineage hit, read a page at a time (#13 item 5).
+"""Every model, every lineage hit or every event of a model, read a page at a time
+(#13 item 5).
 
 The store's lists are bounded (``limit`` 1..10,000) and carry a cursor, so nothing is
 cut off without the caller knowing; a caller that does need all of them (the MLflow
@@ -8,13 +9,13 @@ here instead of trusting a large limit. Light on imports: the CLI and the server
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from registry.models import MAX_PAGE
 
 if TYPE_CHECKING:
-    from registry.models import LineageHit, RegisteredModel
+    from registry.models import Event, LineageHit, RegisteredModel
     from registry.store.base import RegistryStore
 
 
@@ -54,3 +55,21 @@ def impact_pages(
         if len(found) < page:
             return
         offset += len(found)
+
+
+def model_events(
+    store: RegistryStore,
+    model: str,
+    *,
+    kinds: Sequence[str] | None = None,
+    page: int = MAX_PAGE,
+) -> Iterator[Event]:
+    """Every event of ``model`` (of ``kinds`` if given), oldest first, read ``page`` at a
+    time: for a log of any length, where ``history`` would hold all of it at once."""
+    since = 0
+    while True:
+        found = store.events(since=since, limit=page, model=model, kinds=kinds)
+        yield from found
+        if len(found) < page:
+            return
+        since = found[-1].seq

@@ -1,7 +1,7 @@
 """Pages of the other lists (#13 item 5): models by a name cursor, search and lineage
-impact by offset. Every row appears exactly once across pages, a bad page is one
-``InvalidInput`` line, and a scoped token's pages are full of what it may see. Each runs
-on SQLite, PostgreSQL and HTTP."""
+impact by offset, a model's events by sequence number. Every row appears exactly once
+across pages, a bad page is one ``InvalidInput`` line, and a scoped token's pages are
+full of what it may see. Each runs on SQLite, PostgreSQL and HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from registry.errors import InvalidInput
 from registry.guard import GuardedStore
 from registry.models import DEFAULT_SEARCH_LIMIT, ModelVersion, Stage, VersionCreate
 from registry.store.base import RegistryStore
-from registry.store.pages import all_models, impact_pages
+from registry.store.pages import all_models, impact_pages, model_events
 
 from .support import artifact, promote, register_versions
 
@@ -56,6 +56,24 @@ def _trained_on_transactions(store: RegistryStore, name: str, count: int) -> Non
 
 def _scoped(store: RegistryStore, scope: str = "pay/*") -> GuardedStore:
     return GuardedStore(store, Principal("ci", Role.READER, (Scope.parse(scope),)))
+
+
+# ---------------------------------------------------------------- a model's events
+
+
+@pytest.mark.parametrize("page", [1, 2, 1000])
+def test_model_events_walk_every_event_of_the_model_once(store: RegistryStore, page: int) -> None:
+    register_versions(store, "fraud", 3)
+    register_versions(store, "churn", 2)  # interleaved events of another model
+    promote(store, "fraud", 2)
+    register_versions(store, "churn", 1)
+
+    walked = list(model_events(store, "fraud", page=page))
+    stages = list(model_events(store, "fraud", kinds=("stage",), page=page))
+
+    assert [e.seq for e in walked] == [e.seq for e in store.history("fraud")]
+    assert [e.seq for e in stages] == [e.seq for e in store.history("fraud") if e.kind == "stage"]
+    assert [e.to_value for e in stages] == ["Staging", "Production"]
 
 
 # ---------------------------------------------------------------- models
