@@ -40,7 +40,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import random
 import re
 import shutil
@@ -53,13 +52,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import benchlib
 import pydantic
 import sqlalchemy
-from benchlib import Report, Target, log, percentile, verdict
+from benchlib import Report, Target, loadavg, log, percentile, verdict
 from sqlalchemy import event
 
 import registry
@@ -1221,33 +1220,18 @@ def add_w5_rows(report: Report, w5: dict[str, Any]) -> None:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    """benchlib's, with the stack's versions and a fingerprint of the code measured."""
     import psycopg
 
+    machine = benchlib.machine_info()
+    del machine["uncommitted_under_registry"]  # in registry_code, with the sources' digest
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **machine,
         "sqlalchemy": sqlalchemy.__version__,
         "pydantic": pydantic.VERSION,
         "psycopg": psycopg.__version__,
         "sqlite": sqlite3.sqlite_version,
-        "git_commit": commit or "unknown",
         "registry_code": code_fingerprint(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -1298,7 +1282,7 @@ def write_json(out: Path, report: Report, machine: dict[str, Any], plan: Plan) -
         "backend": report.backend,
         "quick": plan.quick,
         "sizes": list(plan.sizes),
-        "machine": {**machine, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {**machine, "loadavg_at_end": loadavg()},
         "rows": report.rows,
         "notes": report.notes,
         "details": report.details,

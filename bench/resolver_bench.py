@@ -35,7 +35,6 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import sqlite3
 import subprocess
@@ -46,11 +45,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from benchlib import Report, Target, fmt, log, percentile, verdict
+import benchlib
+from benchlib import Report, Target, fmt, loadavg, log, percentile, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -91,10 +91,6 @@ class Plan:
     @property
     def resolvers(self) -> int:
         return self.processes * self.per_process
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def rss_mib() -> float:
@@ -906,39 +902,15 @@ def add_switch_rows(report: Report, switches: dict[str, Any]) -> None:
 
 
 def machine_info() -> dict[str, Any]:
+    """benchlib's, with the versions of the stack the resolver runs on."""
     import pydantic
     import sqlalchemy
 
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    status = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "registry"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **benchlib.machine_info(),
         "sqlalchemy": sqlalchemy.__version__,
         "pydantic": pydantic.VERSION,
         "sqlite": sqlite3.sqlite_version,
-        "git_commit": commit or "unknown",
-        "uncommitted_under_registry": len(status.splitlines()),
-        "loadavg_at_start": loadavg(),
     }
 
 
