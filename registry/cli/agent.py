@@ -362,7 +362,6 @@ class Agent:
         # pidfd -> (worker pid, the caller's connection)
         self.workers: dict[int, tuple[int, socket.socket]] = {}
         self.stopping = False
-        self.served = 0
         self.wake: socket.socket | None = None
         self.wake_write: socket.socket | None = None
 
@@ -481,7 +480,6 @@ class Agent:
             return
         if pid == 0:
             self._become_worker(conn)  # never returns
-        self.served += 1
         with contextlib.suppress(OSError):
             conn.sendall(f"P {pid}\n".encode())
         pidfd = os.pidfd_open(pid)
