@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from registry.auth import (
     Principal,
@@ -48,9 +48,11 @@ from registry.models import (
     SubjectLineage,
     SubjectManifest,
     VersionCreate,
+    check_id_page,
     check_limit,
     check_model_name,
     check_offset,
+    check_plan_names,
 )
 from registry.release.policy import ApprovalStatus, PolicyRecord, ReleasePolicy
 from registry.release_models import Check, Replica, ReplicaState, RollbackPlan
@@ -130,13 +132,13 @@ class GuardedStore(RegistryStore):
         many: pages by name are read until it is full (or the models end)."""
         if self.everything:
             return self.inner.list_models(limit=limit, after=after)
-        seen: list[RegisteredModel] = []
-        while True:
-            found = self.inner.list_models(limit=limit, after=after)
-            seen += [m for m in found if self.sees(m.name)]
-            if len(seen) >= limit or len(found) < limit:
-                return seen[:limit]
-            after = found[-1].name
+        return _filled(
+            lambda after: self.inner.list_models(limit=limit, after=after),
+            lambda m: m if self.sees(m.name) else None,
+            lambda m: m.name,
+            limit,
+            after,
+        )
 
     def register(self, name: str, artifact: ArtifactRef, meta: VersionCreate) -> ModelVersion:
         self._may(DS, "register a version", name)
@@ -271,9 +273,9 @@ class GuardedStore(RegistryStore):
         self._visible(name)
         return self.inner.get_policy(name)
 
-    def policy_history(self, name: str) -> list[PolicyRecord]:
+    def policy_history(self, name: str, *, limit: int = 1000, after: int = 0) -> list[PolicyRecord]:
         self._visible(name)
-        return self.inner.policy_history(name)
+        return self.inner.policy_history(name, limit=limit, after=after)
 
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
         self._may(ADMIN, "change a release policy", name)
@@ -327,9 +329,20 @@ class GuardedStore(RegistryStore):
             raise NotFound(f"app release {app}@{release} not found")
         return shown
 
-    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
-        releases = (self._shown(r) for r in self.inner.list_app_releases(app))
-        return [r for r in releases if r is not None]
+    def list_app_releases(
+        self, app: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[AppRelease]:
+        """A scoped token's page holds releases that bind a model it may see, each with
+        only those bindings: pages are read until it is full (or the releases end)."""
+        if self.everything:
+            return self.inner.list_app_releases(app, limit=limit, after=after)
+        return _filled(
+            lambda after: self.inner.list_app_releases(app, limit=limit, after=after),
+            self._shown,
+            lambda r: f"{r.app}@{r.release}",
+            limit,
+            after,
+        )
 
     def bind_app_release(
         self,
@@ -407,9 +420,9 @@ class GuardedStore(RegistryStore):
     def latest_seq(self) -> int:
         return self.inner.latest_seq()
 
-    def history(self, name: str) -> list[Event]:
+    def history(self, name: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
         self._visible(name)
-        return self.inner.history(name)
+        return self.inner.history(name, since=since, limit=limit)
 
     def production_at(self, name: str, at: datetime) -> int | None:
         self._visible(name)
@@ -459,9 +472,18 @@ class GuardedStore(RegistryStore):
         self._may(R, "report a heartbeat")
         self.inner.heartbeat(beat)
 
-    def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        beats = self.inner.fleet(name)
-        return beats if self.everything else [b for b in beats if self.sees(b.model)]
+    def fleet(
+        self, name: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[Heartbeat]:
+        if self.everything:
+            return self.inner.fleet(name, limit=limit, after=after)
+        return _filled(
+            lambda after: self.inner.fleet(name, limit=limit, after=after),
+            lambda b: b if self.sees(b.model) else None,
+            lambda b: b.resolver_id,
+            limit,
+            after,
+        )
 
     # -- release records -------------------------------------------------------------
     def record_replica(
@@ -521,9 +543,9 @@ class GuardedStore(RegistryStore):
         self._may(ADMIN, "create tokens")
         return self.inner.create_token(name, role, scopes=scopes)
 
-    def list_tokens(self) -> list[Token]:
+    def list_tokens(self, *, limit: int = 1000, after: str | None = None) -> list[Token]:
         self._may(ADMIN, "list tokens")
-        return self.inner.list_tokens()
+        return self.inner.list_tokens(limit=limit, after=after)
 
     def revoke_token(self, name: str) -> Token:
         self._may(ADMIN, "revoke tokens")
@@ -543,9 +565,15 @@ class GuardedStore(RegistryStore):
             )
         return self.inner.add_webhook(url, events, model=model)
 
-    def list_webhooks(self) -> list[Webhook]:
+    def list_webhooks(self, *, limit: int = 1000, after: int = 0) -> list[Webhook]:
         self._may_webhooks("list webhooks")
-        return [w for w in self.inner.list_webhooks() if may_watch(self.who, w.model)]
+        return _filled(
+            lambda after: self.inner.list_webhooks(limit=limit, after=after),
+            lambda w: w if may_watch(self.who, w.model) else None,
+            lambda w: w.id,
+            limit,
+            after,
+        )
 
     def remove_webhook(self, webhook_id: int) -> Webhook:
         self._may_webhook(webhook_id, "remove webhooks")
@@ -573,7 +601,8 @@ class GuardedStore(RegistryStore):
         self._may_webhooks(action)
         if may_watch(self.who, None):
             return
-        if not any(w.id == webhook_id for w in self.list_webhooks()):
+        found = self.inner.list_webhooks(limit=1, after=max(int(webhook_id) - 1, 0))
+        if not (found and found[0].id == webhook_id and may_watch(self.who, found[0].model)):
             raise NotFound(f"no webhook {webhook_id}")
 
     # -- data subjects: manifests are data scientists' records, erasure is an admin's --
@@ -605,19 +634,27 @@ class GuardedStore(RegistryStore):
         return self.inner.justify_erasure(request_id, name, version, reason=reason)
 
     def erasures(
-        self, *, open_only: bool = False, model: str | None = None
+        self,
+        *,
+        open_only: bool = False,
+        model: str | None = None,
+        limit: int = 1000,
+        after: int = 0,
     ) -> list[ErasureRequest]:
+        page = functools.partial(self.inner.erasures, open_only=open_only, model=model)
         if self.everything:
-            return self.inner.erasures(open_only=open_only, model=model)
+            return page(limit=limit, after=after)
         if model is not None and not self.sees(model):
             check_model_name(model)
+            check_id_page(limit, after)
             return []
-        shown = []
-        for request in self.inner.erasures(open_only=open_only, model=model):
+
+        def shown(request: ErasureRequest) -> ErasureRequest | None:
+            # A request is seen through the versions it flags in the token's scopes.
             items = tuple(i for i in request.items if self.sees(i.name))
-            if items:  # a request is seen through the versions it flags in the token's scopes
-                shown.append(request.model_copy(update={"items": items}))
-        return shown
+            return request.model_copy(update={"items": items}) if items else None
+
+        return _filled(lambda after: page(limit=limit, after=after), shown, _id, limit, after)
 
     # -- retention: admin only (the listing names every model's artifacts) --------------
     def artifact_references(self) -> ArtifactReferences:
@@ -635,13 +672,51 @@ class GuardedStore(RegistryStore):
         self._visible(name)
         return self.inner.rollback_plan(name, to=to)
 
-    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
-        if names is not None:
-            for name in names:
+    def rollback_plans(
+        self, names: Sequence[str] | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[RollbackPlan]:
+        wanted = check_plan_names(names, limit, after)
+        if wanted is not None:
+            for name in wanted:
                 self._visible(name)
-            return self.inner.rollback_plans(names)
-        plans = self.inner.rollback_plans()
-        return plans if self.everything else [p for p in plans if self.sees(p.name)]
+            return self.inner.rollback_plans(wanted)
+        if self.everything:
+            return self.inner.rollback_plans(limit=limit, after=after)
+        return _filled(
+            lambda after: self.inner.rollback_plans(limit=limit, after=after),
+            lambda p: p if self.sees(p.name) else None,
+            lambda p: p.name,
+            limit,
+            after,
+        )
+
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+def _filled(
+    fetch: Callable[[C], list[T]],
+    shown: Callable[[T], T | None],
+    cursor: Callable[[T], C],
+    limit: int,
+    after: C,
+) -> list[T]:
+    """A scoped token's page: ``limit`` items it may see (``shown`` gives each as the
+    token sees it, or None) when there are that many. The store's pages are read in
+    order, each after the last one read, until the page is full or they end; the
+    cursor of the page is then that of its last item, in the store's own order."""
+    seen: list[T] = []
+    while True:
+        found = fetch(after)
+        seen += [item for item in map(shown, found) if item is not None]
+        if len(seen) >= limit or len(found) < limit:
+            return seen[:limit]
+        after = cursor(found[-1])
+
+
+def _id(request: ErasureRequest) -> int:
+    return request.id
 
 
 def _stage_pointers(stage: Stage) -> tuple[str, ...]:

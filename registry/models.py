@@ -386,9 +386,38 @@ DEFAULT_SEARCH_LIMIT = 100  # a search's page when neither the call nor the filt
 
 def check_model_page(limit: Any, after: Any) -> None:
     """The bounds of a page of models: ``after`` is a model name (the cursor)."""
+    check_name_page(limit, after, "a model name")
+
+
+def check_name_page(limit: Any, after: Any, what: str) -> None:
+    """A page keyed by a name (models, tokens, resolvers, app releases): ``after`` is
+    the last name of the page before, or None for the first page."""
     check_limit(limit)
     if after is not None and (not isinstance(after, str) or "\x00" in after):
-        raise InvalidInput(f"after must be a model name, not {after!r}")
+        raise InvalidInput(f"after must be {what}, not {after!r}")
+
+
+def check_plan_names(names: Any, limit: Any, after: Any) -> list[str] | None:
+    """``rollback_plans``' arguments, checked alike at every door: the names (each once,
+    at most a page of them), or the bounds of a page of models."""
+    check_model_page(limit, after)
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise InvalidInput("rollback_plans takes a list of model names, not one string")
+    wanted = [check_model_name(n) for n in dict.fromkeys(names)]
+    if len(wanted) > MAX_PAGE:
+        raise InvalidInput(f"rollback_plans takes at most {MAX_PAGE} names, not {len(wanted)}")
+    return wanted
+
+
+def check_id_page(limit: Any, after: Any) -> None:
+    """A page keyed by a whole number (webhook and erasure ids, sequence numbers,
+    policy versions): ``after`` (>= 0) is the last one of the page before."""
+    check_limit(limit)
+    _whole(after, "after")
+    if after is None or after < 0:
+        raise InvalidInput(f"after must be >= 0, not {after}")
 
 
 def check_offset(offset: Any) -> int:

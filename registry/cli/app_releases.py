@@ -146,28 +146,39 @@ def binding_text(binding: Binding) -> str:
 @pass_state
 def release_list(state: CliState, app: str | None) -> None:
     """App releases (of APP), with their schema and bindings."""
-    from registry.cli.render import NONE, emit_json, print_table, when
+    from registry.cli.render import NONE, stream_json, stream_table, when
+    from registry.store.pages import walk
 
-    found = state.store().list_app_releases(app)
+    store = state.store()
+    pages = walk(
+        lambda n, after: store.list_app_releases(app, limit=n, after=after), _release_key, None
+    )
     if state.json:
-        emit_json(found)
+        stream_json(pages)
         return
-    print_table(
+    stream_table(
         ["app", "release", "features", "preprocessing", "bindings", "created", "by"],
         (
             [
-                r.app,
-                r.release,
-                str(len(r.feature_schema.features)),
-                r.feature_schema.preprocessing_version or NONE,
-                "; ".join(binding_text(b) for b in r.bindings) or NONE,
-                when(r.created_at),
-                r.created_by,
+                [
+                    r.app,
+                    r.release,
+                    str(len(r.feature_schema.features)),
+                    r.feature_schema.preprocessing_version or NONE,
+                    "; ".join(binding_text(b) for b in r.bindings) or NONE,
+                    when(r.created_at),
+                    r.created_by,
+                ]
+                for r in page
             ]
-            for r in found
+            for page in pages
         ),
         empty="no app releases yet (modelreg release create APP RELEASE --schema FILE)",
     )
+
+
+def _release_key(r: AppRelease) -> str | None:
+    return f"{r.app}@{r.release}"
 
 
 @release.command("show")

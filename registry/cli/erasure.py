@@ -14,7 +14,10 @@ import click
 from registry.cli.state import CliState, json_option, pass_state
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from registry.models import ErasureItem, ErasureRequest, SubjectLineage
+    from registry.store.base import RegistryStore
 
 ID_HELP = "The subject's id as the data holds it ('-' reads it from stdin, off the command line)."
 KEY_OPTION = click.option(
@@ -83,17 +86,34 @@ def request(state: CliState, subject_id: str | None, key: str | None, reason: st
 @pass_state
 def list_(state: CliState, open_only: bool, model: str | None) -> None:
     """Erasure requests, oldest first, one line per flagged version."""
-    from registry.cli.render import emit_json, print_table
+    from registry.cli.render import stream_json, stream_table
 
-    found = state.store().erasures(open_only=open_only, model=model)
+    pages = erasure_pages(state.store(), open_only=open_only, model=model)
     if state.json:
-        emit_json(found)
+        stream_json(pages)
         return
-    print_table(
+    stream_table(
         ["request", "requested", "by", "subject", "model", "version", "state", "closed", "reason"],
-        (row for r in found for row in _rows(r)),
+        ([row for r in page for row in _rows(r)] for page in pages),
         empty="no open erasure requests" if open_only else "no erasure requests",
     )
+
+
+def erasure_pages(
+    store: RegistryStore, *, open_only: bool = False, model: str | None = None
+) -> Iterator[list[ErasureRequest]]:
+    """Every erasure request (of the filters), oldest first, a page at a time."""
+    from registry.store.pages import walk
+
+    return walk(
+        lambda n, after: store.erasures(open_only=open_only, model=model, limit=n, after=after),
+        _request_id,
+        0,
+    )
+
+
+def _request_id(request: ErasureRequest) -> int:
+    return request.id
 
 
 def _rows(found: ErasureRequest) -> list[list[str]]:

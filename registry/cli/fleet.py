@@ -44,8 +44,11 @@ def fleet(state: CliState, name: str | None, stale_after: float) -> None:
     """
     from datetime import UTC
 
+    from registry.store.pages import every
+
     store = state.store()
-    beats = store.fleet(name)
+    # A fleet's summary needs every resolver: read in pages, held in full.
+    beats = list(every(lambda n, after: store.fleet(name, limit=n, after=after), _id, None))
     latest = store.latest_seq()
     now = datetime.now(UTC)
     resolvers = [Resolver.of(beat, latest, now, stale_after) for beat in beats]
@@ -70,6 +73,10 @@ def fleet(state: CliState, name: str | None, stale_after: float) -> None:
         click.echo(g.summary())
     click.echo()
     _print_rows(resolvers)
+
+
+def _id(beat: Heartbeat) -> str | None:
+    return beat.resolver_id
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from registry.cli.state import CliState, json_option, pass_state
 
 if TYPE_CHECKING:
     from registry.release.policy import PolicyRecord
+    from registry.store.base import RegistryStore
 
 
 @click.group()
@@ -45,7 +46,7 @@ def policy_show(state: CliState, name: str, policy_version: int | None, history:
 
     store = state.store()
     if history:
-        records = store.policy_history(name)
+        records = policy_records(store, name)
         if state.json:
             emit_json([policy_json(r) for r in records])
         else:
@@ -68,10 +69,23 @@ def _version(state: CliState, name: str, number: int) -> PolicyRecord:
     if number == 0:
         store.get_model(name)  # NotFound for an unknown model, as for any other version
         return PolicyRecord(model=name, version=0, policy=ReleasePolicy(), reason="default policy")
-    for record in store.policy_history(name):
-        if record.version == number:
-            return record
+    found = store.policy_history(name, limit=1, after=number - 1) if number > 0 else []
+    if found and found[0].version == number:
+        return found[0]
     raise NotFound(f"model {name!r} has no policy version {number}")
+
+
+def policy_records(store: RegistryStore, name: str) -> list[PolicyRecord]:
+    """Every stored policy version of model ``name``, oldest first (one per change)."""
+    from registry.store.pages import every
+
+    return list(
+        every(lambda n, after: store.policy_history(name, limit=n, after=after), _number, 0)
+    )
+
+
+def _number(record: PolicyRecord) -> int:
+    return record.version
 
 
 @policy.command("set")

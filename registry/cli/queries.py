@@ -149,12 +149,12 @@ def subject(state: CliState, subject_id: str | None, key: str | None) -> None:
     the key is sent, and the id is never printed back. Also lists the
     subject's erasure requests.
     """
-    from registry.cli.erasure import subject_from
+    from registry.cli.erasure import erasure_pages, subject_from
     from registry.cli.render import emit_json, plain
 
     store = state.store()
     found = store.subject_lineage(subject_from(state, subject_id, key))
-    requests = [r for r in store.erasures() if r.subject == found.subject]
+    requests = [r for page in erasure_pages(store) for r in page if r.subject == found.subject]
     if state.json:
         emit_json({**plain(found), "erasures": plain(requests)})
         return

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from registry.cli.state import CliState, json_option, pass_state
+
+if TYPE_CHECKING:
+    from registry.auth import Token
 
 
 @click.group()
@@ -50,17 +55,27 @@ def create(state: CliState, name: str, role: str, scopes: tuple[str, ...]) -> No
 @pass_state
 def list_(state: CliState) -> None:
     """Every token with its role and scope; revoked ones marked."""
-    import json
+    from registry.cli.render import stream_json, write_text
+    from registry.store.pages import walk
 
-    tokens = state.store().list_tokens()
+    store = state.store()
+    pages = walk(lambda n, after: store.list_tokens(limit=n, after=after), _name, None)
     if state.json:
-        click.echo(json.dumps([t.model_dump(mode="json") for t in tokens], indent=2))
+        stream_json(pages)
         return
-    for t in tokens:
-        status = (
-            f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by}" if t.revoked_at else "active"
-        )
-        click.echo(f"{t.name}  {t.role}  {','.join(t.scopes)}  {status}  (by {t.created_by})")
+    for page in pages:
+        write_text("".join(f"{_token_line(t)}\n" for t in page))
+
+
+def _name(token: Token) -> str | None:
+    return token.name
+
+
+def _token_line(t: Token) -> str:
+    status = "active"
+    if t.revoked_at:
+        status = f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by}"
+    return f"{t.name}  {t.role}  {','.join(t.scopes)}  {status}  (by {t.created_by})"
 
 
 @token.command("revoke")

@@ -112,8 +112,10 @@ Flagged = dict[str, dict[int, list[int]]]
 
 def open_erasures(store: RegistryStore, model: str | None = None) -> Flagged:
     """Which versions an open erasure request flags "retrain required": one store call."""
+    from registry.cli.erasure import erasure_pages
+
     flagged: Flagged = {}
-    for request in store.erasures(open_only=True, model=model):
+    for request in (r for page in erasure_pages(store, open_only=True, model=model) for r in page):
         for item in request.items:
             if item.state == "retrain required":
                 flagged.setdefault(item.name, {}).setdefault(item.version, []).append(request.id)
@@ -475,8 +477,15 @@ def _write_events(
 
 
 def _rollback_plans(store: RegistryStore) -> dict[str, RollbackPlan]:
-    """Every model's rollback plan, by name, from one store call."""
-    return {plan.name: plan for plan in store.rollback_plans()}
+    """Every model's rollback plan, by name: a store call per 10,000 models."""
+    from registry.store.pages import every
+
+    plans = every(lambda n, after: store.rollback_plans(limit=n, after=after), _plan_name, None)
+    return {plan.name: plan for plan in plans}
+
+
+def _plan_name(plan: RollbackPlan) -> str | None:
+    return plan.name
 
 
 def _plan_cell(plan: RollbackPlan | None) -> str:

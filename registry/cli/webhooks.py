@@ -65,27 +65,36 @@ def add(state: CliState, url: str, events: str, model: str | None) -> None:
 @pass_state
 def list_(state: CliState) -> None:
     """Every subscription: id, URL, event types, model filter, last event queued."""
-    from registry.cli.render import emit_json, print_table
+    from registry.cli.render import stream_json, stream_table
+    from registry.store.pages import walk
 
-    hooks = state.store().list_webhooks()
+    store = state.store()
+    pages = walk(lambda n, after: store.list_webhooks(limit=n, after=after), _id, 0)
     if state.json:
-        emit_json(hooks)
+        stream_json(pages)
         return
-    print_table(
+    stream_table(
         ("id", "url", "events", "model", "queued up to", "added by"),
         (
-            (
-                str(h.id),
-                h.url,
-                ",".join(h.events),
-                h.model or "*",
-                str(h.cursor),
-                h.created_by,
-            )
-            for h in hooks
+            [
+                (
+                    str(h.id),
+                    h.url,
+                    ",".join(h.events),
+                    h.model or "*",
+                    str(h.cursor),
+                    h.created_by,
+                )
+                for h in page
+            ]
+            for page in pages
         ),
         empty="no webhooks (add one with 'modelreg webhook add URL --events …')",
     )
+
+
+def _id(hook: Webhook) -> int:
+    return hook.id
 
 
 @webhook.command("remove")

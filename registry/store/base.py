@@ -219,8 +219,9 @@ class RegistryStore(ABC):
         """The policy in force (version 0 and the default policy if none was set)."""
 
     @abstractmethod
-    def policy_history(self, name: str) -> list[PolicyRecord]:
-        """Every stored policy version of the model, oldest first."""
+    def policy_history(self, name: str, *, limit: int = 1000, after: int = 0) -> list[PolicyRecord]:
+        """At most ``limit`` (1..10,000) stored policy versions of the model after version
+        ``after``, oldest first; the next page is ``after=page[-1].version``."""
 
     @abstractmethod
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
@@ -271,8 +272,12 @@ class RegistryStore(ABC):
         """One app release with its bindings; ``NotFound`` if absent."""
 
     @abstractmethod
-    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
-        """App releases (of ``app``) with their bindings."""
+    def list_app_releases(
+        self, app: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[AppRelease]:
+        """At most ``limit`` (1..10,000) app releases (of ``app``) with their bindings, by
+        app and then in the order they were created. The cursor is ``APP@RELEASE``: the
+        next page is ``after=f"{page[-1].app}@{page[-1].release}"``."""
 
     @abstractmethod
     def bind_app_release(
@@ -330,10 +335,11 @@ class RegistryStore(ABC):
         """
 
     @abstractmethod
-    def history(self, name: str) -> list[Event]:
-        """Every event of one model, oldest first: the audit trail, all in one list. For a
-        log of any length read pages instead: ``events(model=name, kinds=…, limit=…)``, or
-        ``registry.store.pages.model_events`` to walk them."""
+    def history(self, name: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
+        """One model's audit trail, oldest first: at most ``limit`` (1..10,000) of its
+        events after sequence number ``since``; the next page is ``since=page[-1].seq``.
+        It follows the model through renames. ``events(model=name, kinds=…)`` filters by
+        kind too; ``registry.store.pages.model_events`` walks every page."""
 
     @abstractmethod
     def production_at(self, name: str, at: datetime) -> int | None:
@@ -382,9 +388,13 @@ class RegistryStore(ABC):
         created or replaced. Not an event: no generation moves, nothing is logged."""
 
     @abstractmethod
-    def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        """The last heartbeat of every resolver (of model ``name``), stale ones too,
-        sorted by model, ref, region and resolver id."""
+    def fleet(
+        self, name: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[Heartbeat]:
+        """The last heartbeat of at most ``limit`` (1..10,000) resolvers (of model
+        ``name``), stale ones too, sorted by model, ref, region and resolver id. The
+        cursor is a resolver id: the next page is ``after=page[-1].resolver_id``, and
+        holds the resolvers after that one's row in this order."""
 
     # -- release records: replicas and checks ---------------------------------
     @abstractmethod
@@ -449,8 +459,9 @@ class RegistryStore(ABC):
         ``Conflict`` if the name is taken, even by a revoked token."""
 
     @abstractmethod
-    def list_tokens(self) -> list[Token]:
-        """Every token, revoked ones too, by name."""
+    def list_tokens(self, *, limit: int = 1000, after: str | None = None) -> list[Token]:
+        """At most ``limit`` (1..10,000) tokens, revoked ones too, by name; the next page
+        is ``after=page[-1].name``."""
 
     @abstractmethod
     def revoke_token(self, name: str) -> Token:
@@ -470,8 +481,9 @@ class RegistryStore(ABC):
         Returns the subscription and its signing secret, shown this once."""
 
     @abstractmethod
-    def list_webhooks(self) -> list[Webhook]:
-        """Every subscription not removed, by id."""
+    def list_webhooks(self, *, limit: int = 1000, after: int = 0) -> list[Webhook]:
+        """At most ``limit`` (1..10,000) subscriptions not removed, by id, those after id
+        ``after``; the next page is ``after=page[-1].id``."""
 
     @abstractmethod
     def remove_webhook(self, webhook_id: int) -> Webhook:
@@ -528,10 +540,17 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def erasures(
-        self, *, open_only: bool = False, model: str | None = None
+        self,
+        *,
+        open_only: bool = False,
+        model: str | None = None,
+        limit: int = 1000,
+        after: int = 0,
     ) -> list[ErasureRequest]:
-        """Erasure requests, oldest first (only those with an open item; only items of
-        ``model``, and only requests that have one)."""
+        """At most ``limit`` (1..10,000) erasure requests after id ``after``, oldest
+        first (only those with an open item; only items of ``model``, and only requests
+        that have one): the filters apply before the limit. The next page is
+        ``after=page[-1].id``."""
 
     # -- retention (``modelreg gc``) ---------------------------------------------------
     @abstractmethod
@@ -562,7 +581,11 @@ class RegistryStore(ABC):
         nothing and appends no event; ``NotFound`` for an unknown model."""
 
     @abstractmethod
-    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
-        """``rollback_plan`` of each named model (every model without ``names``), by
-        name, in one call; ``why`` names the choice without when and by whom the
-        target entered Production (that costs a walk of each model's event log)."""
+    def rollback_plans(
+        self, names: Sequence[str] | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[RollbackPlan]:
+        """``rollback_plan`` of each named model (at most 10,000 names), by name, in one
+        call; without ``names``, of at most ``limit`` (1..10,000) models named after
+        ``after`` (the next page is ``after=page[-1].name``). ``why`` names the choice
+        without when and by whom the target entered Production (that costs a walk of
+        each model's event log)."""

@@ -75,10 +75,13 @@ from registry.models import (
     check_erasure_request_id,
     check_event_kinds,
     check_event_page,
+    check_id_page,
     check_limit,
     check_model_name,
     check_model_page,
+    check_name_page,
     check_offset,
+    check_plan_names,
     check_search_page,
     check_subject_key,
     check_version,
@@ -345,8 +348,10 @@ class HttpStore(RegistryStore):
     def get_policy(self, name: str) -> PolicyRecord:
         return _policy_record(self._get(f"/policy/{_name(name)}"))
 
-    def policy_history(self, name: str) -> list[PolicyRecord]:
-        return [_policy_record(r) for r in self._get(f"/policy-history/{_name(name)}")]
+    def policy_history(self, name: str, *, limit: int = 1000, after: int = 0) -> list[PolicyRecord]:
+        check_id_page(limit, after)
+        query = {"limit": limit, "after": after}
+        return [_policy_record(r) for r in self._get(f"/policy-history/{_name(name)}", query)]
 
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
         body = {"policy": ReleasePolicy.parse(policy).to_document(), "reason": reason}
@@ -399,9 +404,11 @@ class HttpStore(RegistryStore):
     def get_app_release(self, app: str, release: str) -> AppRelease:
         return _as(AppRelease, self._get(f"/app-releases/{_release(app, release)}"))
 
-    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
-        found = self._get("/app-releases", {} if app is None else {"app": app})
-        return _list(AppRelease, found)
+    def list_app_releases(
+        self, app: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[AppRelease]:
+        check_name_page(limit, after, "an app release (APP@RELEASE)")
+        return _list(AppRelease, self._get("/app-releases", _page(limit, after, app=app)))
 
     def bind_app_release(
         self,
@@ -456,8 +463,10 @@ class HttpStore(RegistryStore):
         self._saw(seq)
         return seq
 
-    def history(self, name: str) -> list[Event]:
-        return _list(Event, self._get(f"/history/{_name(name)}"))
+    def history(self, name: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
+        check_event_page(since, limit, None)
+        query = {"since": since, "limit": limit}
+        return _list(Event, self._get(f"/history/{_name(name)}", query))
 
     def production_at(self, name: str, at: datetime) -> int | None:
         if at.tzinfo is None:
@@ -501,8 +510,11 @@ class HttpStore(RegistryStore):
         body = beat.model_dump(mode="json")
         self._reply(self._send("POST", "/heartbeats", body=body, budget=self.read_budget_s))
 
-    def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        return _list(Heartbeat, self._get("/fleet", {} if name is None else {"model": name}))
+    def fleet(
+        self, name: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[Heartbeat]:
+        check_name_page(limit, after, "a resolver id")
+        return _list(Heartbeat, self._get("/fleet", _page(limit, after, model=name)))
 
     # -- release records -----------------------------------------------------------------
     def record_replica(
@@ -571,8 +583,9 @@ class HttpStore(RegistryStore):
         made = self._write("POST", "/tokens", body)
         return _as(Token, made["token"]), str(made["secret"])
 
-    def list_tokens(self) -> list[Token]:
-        return _list(Token, self._get("/tokens"))
+    def list_tokens(self, *, limit: int = 1000, after: str | None = None) -> list[Token]:
+        check_name_page(limit, after, "a token name")
+        return _list(Token, self._get("/tokens", _page(limit, after)))
 
     def revoke_token(self, name: str) -> Token:
         return _as(Token, self._write("DELETE", f"/tokens/{_segment(name)}"))
@@ -593,8 +606,9 @@ class HttpStore(RegistryStore):
         made = self._write("POST", "/webhooks", body)
         return _as(Webhook, made["webhook"]), str(made["secret"])
 
-    def list_webhooks(self) -> list[Webhook]:
-        return _list(Webhook, self._get("/webhooks"))
+    def list_webhooks(self, *, limit: int = 1000, after: int = 0) -> list[Webhook]:
+        check_id_page(limit, after)
+        return _list(Webhook, self._get("/webhooks", {"limit": limit, "after": after}))
 
     def remove_webhook(self, webhook_id: int) -> Webhook:
         return _as(Webhook, self._write("DELETE", f"/webhooks/{int(webhook_id)}"))
@@ -647,11 +661,16 @@ class HttpStore(RegistryStore):
         return _as(ErasureRequest, self._write("POST", path, body))
 
     def erasures(
-        self, *, open_only: bool = False, model: str | None = None
+        self,
+        *,
+        open_only: bool = False,
+        model: str | None = None,
+        limit: int = 1000,
+        after: int = 0,
     ) -> list[ErasureRequest]:
-        query: dict[str, Any] = {"open_only": "true" if open_only else "false"}
-        if model is not None:
-            query["model"] = model
+        check_id_page(limit, after)
+        query = _page(limit, after, model=model)
+        query["open_only"] = "true" if open_only else "false"
         return _list(ErasureRequest, self._get("/erasures", query))
 
     # -- retention -----------------------------------------------------------------------
@@ -671,13 +690,20 @@ class HttpStore(RegistryStore):
         query = None if to is None else {"to": to}
         return _as(RollbackPlan, self._get(f"/rollback-plan/{_name(name)}", query))
 
-    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
-        if isinstance(names, str):
-            raise InvalidInput("rollback_plans takes a list of model names, not one string")
-        query = None if names is None else {"name": list(names)}
-        if names is not None and not names:
-            return []
-        return _list(RollbackPlan, self._get("/rollback-plans", query))
+    def rollback_plans(
+        self, names: Sequence[str] | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[RollbackPlan]:
+        wanted = check_plan_names(names, limit, after)
+        if wanted is None:
+            return _list(RollbackPlan, self._get("/rollback-plans", _page(limit, after)))
+        # The plans come by name, so sorted names asked in slices (a query string holds
+        # at most the server's ``MAX_NAMES``) come back in the order one call gives.
+        wanted.sort()
+        plans: list[RollbackPlan] = []
+        for start in range(0, len(wanted), _NAMES_PER_QUERY):
+            query = {"name": wanted[start : start + _NAMES_PER_QUERY]}
+            plans += _list(RollbackPlan, self._get("/rollback-plans", query))
+        return plans
 
     # -- the wire ------------------------------------------------------------------------
     def _saw(self, seq: int) -> None:
@@ -889,6 +915,18 @@ def _as(kind: type[T], data: Any) -> T:
     """A reply as the domain type it is (a server that sent another shape is an error)."""
     value: T = _parse(kind, data, many=False)
     return value
+
+
+_NAMES_PER_QUERY = 1000  # the server's bound on repeated ``name`` keys (its ``MAX_NAMES``)
+
+
+def _page(limit: int, after: str | int | None, **filters: str | None) -> dict[str, Any]:
+    """A list's query: its page bounds and the filters that are set."""
+    query: dict[str, Any] = {"limit": limit}
+    if after is not None:
+        query["after"] = after
+    query.update((k, v) for k, v in filters.items() if v is not None)
+    return query
 
 
 def _list(kind: type[T], data: Any) -> list[T]:

@@ -1,16 +1,16 @@
-"""Every model, every lineage hit or every event of a model, read a page at a time
-(#13 item 5).
+"""Every item of a store's list, read a page at a time (#13 item 5).
 
 The store's lists are bounded (``limit`` 1..10,000) and carry a cursor, so nothing is
 cut off without the caller knowing; a caller that does need all of them (the MLflow
-API's in-memory filters, ``modelreg models``, ``lineage impact --all``) walks the pages
-here instead of trusting a large limit. Light on imports: the CLI and the server use it.
+API's in-memory filters, ``modelreg models``, ``lineage impact --all``, the CLI's lists)
+walks the pages here instead of trusting a large limit. Light on imports: the CLI and
+the server use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from registry.models import MAX_PAGE
 
@@ -18,17 +18,46 @@ if TYPE_CHECKING:
     from registry.models import Event, LineageHit, RegisteredModel
     from registry.store.base import RegistryStore
 
+T = TypeVar("T")
+C = TypeVar("C")
 
-def model_pages(store: RegistryStore, *, page: int = MAX_PAGE) -> Iterator[list[RegisteredModel]]:
-    """Every model by name, ``page`` at a time (each page after the last one's name)."""
-    after: str | None = None
+
+def walk(
+    read: Callable[[int, C], list[T]],
+    cursor: Callable[[T], C],
+    first: C,
+    *,
+    page: int = MAX_PAGE,
+) -> Iterator[list[T]]:
+    """The pages of one list: ``read(limit, after)`` from ``first``, each next page after
+    the ``cursor`` of the last item, until a page comes back short. For example every
+    token: ``walk(lambda n, a: store.list_tokens(limit=n, after=a), lambda t: t.name, None)``.
+    """
+    after = first
     while True:
-        found = store.list_models(limit=page, after=after)
+        found = read(page, after)
         if found:
             yield found
         if len(found) < page:
             return
-        after = found[-1].name
+        after = cursor(found[-1])
+
+
+def every(
+    read: Callable[[int, C], list[T]], cursor: Callable[[T], C], first: C, *, page: int = MAX_PAGE
+) -> Iterator[T]:
+    """The items of ``walk``'s pages, one at a time."""
+    for found in walk(read, cursor, first, page=page):
+        yield from found
+
+
+def model_pages(store: RegistryStore, *, page: int = MAX_PAGE) -> Iterator[list[RegisteredModel]]:
+    """Every model by name, ``page`` at a time (each page after the last one's name)."""
+    return walk(lambda n, after: store.list_models(limit=n, after=after), _name, None, page=page)
+
+
+def _name(item: RegisteredModel) -> str | None:
+    return item.name
 
 
 def all_models(store: RegistryStore) -> list[RegisteredModel]:

@@ -498,8 +498,8 @@ class ReplicatedStore(RegistryStore):
     def get_policy(self, name: str) -> PolicyRecord:
         return self._read(lambda s: s.get_policy(name))
 
-    def policy_history(self, name: str) -> list[PolicyRecord]:
-        return self._read(lambda s: s.policy_history(name))
+    def policy_history(self, name: str, *, limit: int = 1000, after: int = 0) -> list[PolicyRecord]:
+        return self._read(lambda s: s.policy_history(name, limit=limit, after=after))
 
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:
         return self._write(lambda s: s.set_policy(name, policy, reason=reason))
@@ -547,8 +547,10 @@ class ReplicatedStore(RegistryStore):
     def get_app_release(self, app: str, release: str) -> AppRelease:
         return self._primary(lambda s: s.get_app_release(app, release))
 
-    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
-        return self._primary(lambda s: s.list_app_releases(app))
+    def list_app_releases(
+        self, app: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[AppRelease]:
+        return self._primary(lambda s: s.list_app_releases(app, limit=limit, after=after))
 
     def bind_app_release(
         self,
@@ -597,8 +599,8 @@ class ReplicatedStore(RegistryStore):
         self.mark.raise_to(newest)
         return newest
 
-    def history(self, name: str) -> list[Event]:
-        return self._read(lambda s: s.history(name))
+    def history(self, name: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
+        return self._read(lambda s: s.history(name, since=since, limit=limit))
 
     def production_at(self, name: str, at: datetime) -> int | None:
         return self._read(lambda s: s.production_at(name, at))
@@ -628,8 +630,10 @@ class ReplicatedStore(RegistryStore):
     def heartbeat(self, beat: Heartbeat) -> None:
         self._write(lambda s: s.heartbeat(beat))
 
-    def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        return self._primary(lambda s: s.fleet(name))
+    def fleet(
+        self, name: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[Heartbeat]:
+        return self._primary(lambda s: s.fleet(name, limit=limit, after=after))
 
     # -- release records ------------------------------------------------------------------------
     def record_replica(
@@ -684,8 +688,8 @@ class ReplicatedStore(RegistryStore):
     ) -> tuple[Token, str]:
         return self._write(lambda s: s.create_token(name, role, scopes=scopes))
 
-    def list_tokens(self) -> list[Token]:
-        return self._primary(lambda s: s.list_tokens())
+    def list_tokens(self, *, limit: int = 1000, after: str | None = None) -> list[Token]:
+        return self._primary(lambda s: s.list_tokens(limit=limit, after=after))
 
     def revoke_token(self, name: str) -> Token:
         return self._write(lambda s: s.revoke_token(name))
@@ -699,8 +703,8 @@ class ReplicatedStore(RegistryStore):
     ) -> tuple[Webhook, str]:
         return self._write(lambda s: s.add_webhook(url, events, model=model))
 
-    def list_webhooks(self) -> list[Webhook]:
-        return self._primary(lambda s: s.list_webhooks())
+    def list_webhooks(self, *, limit: int = 1000, after: int = 0) -> list[Webhook]:
+        return self._primary(lambda s: s.list_webhooks(limit=limit, after=after))
 
     def remove_webhook(self, webhook_id: int) -> Webhook:
         return self._write(lambda s: s.remove_webhook(webhook_id))
@@ -736,9 +740,16 @@ class ReplicatedStore(RegistryStore):
         return self._write(lambda s: s.justify_erasure(request_id, name, version, reason=reason))
 
     def erasures(
-        self, *, open_only: bool = False, model: str | None = None
+        self,
+        *,
+        open_only: bool = False,
+        model: str | None = None,
+        limit: int = 1000,
+        after: int = 0,
     ) -> list[ErasureRequest]:
-        return self._primary(lambda s: s.erasures(open_only=open_only, model=model))
+        return self._primary(
+            lambda s: s.erasures(open_only=open_only, model=model, limit=limit, after=after)
+        )
 
     # -- retention -----------------------------------------------------------------------
     def artifact_references(self) -> ArtifactReferences:
@@ -753,5 +764,7 @@ class ReplicatedStore(RegistryStore):
     def rollback_plan(self, name: str, *, to: int | None = None) -> RollbackPlan:
         return self._primary(lambda s: s.rollback_plan(name, to=to))
 
-    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
-        return self._primary(lambda s: s.rollback_plans(names))
+    def rollback_plans(
+        self, names: Sequence[str] | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[RollbackPlan]:
+        return self._primary(lambda s: s.rollback_plans(names, limit=limit, after=after))

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from registry.auth import Role, Token
 from registry.server.deps import Door, reply
-from registry.server.routes.params import Body, StoredText, many
+from registry.server.routes.params import AfterName, Body, LimitQuery, StoredText, many
 
 router = APIRouter(tags=["tokens"])
 
@@ -30,9 +30,10 @@ def create_token(body: TokenCreate, store: Door) -> Response:
     return reply({"token": token.model_dump(mode="json"), "secret": secret}, 201)
 
 
-@router.get("/tokens", response_model=list[Token], summary="Every token, revoked ones too")
-def list_tokens(store: Door) -> Response:
-    return reply(many(store.list_tokens()))
+@router.get("/tokens", response_model=list[Token], summary="Tokens by name, revoked ones too")
+def list_tokens(store: Door, limit: LimitQuery = 1000, after: AfterName = None) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``after`` the last name."""
+    return reply(many(store.list_tokens(limit=limit, after=after)))
 
 
 @router.delete("/tokens/{name}", response_model=Token, summary="Revoke a token")

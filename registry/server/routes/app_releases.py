@@ -15,7 +15,15 @@ from pydantic import BaseModel, StringConstraints
 
 from registry.models import AppRelease, Signature
 from registry.server.deps import Door, reply
-from registry.server.routes.params import Body, StoredText, TextQuery, VersionNumber, many
+from registry.server.routes.params import (
+    AfterName,
+    Body,
+    LimitQuery,
+    StoredText,
+    TextQuery,
+    VersionNumber,
+    many,
+)
 
 router = APIRouter(tags=["app releases"])
 
@@ -44,8 +52,12 @@ class ResolvedModel(BaseModel):
     response_model=list[AppRelease],
     summary="App releases (of one app) with their bindings",
 )
-def list_app_releases(store: Door, app: TextQuery = None) -> Response:
-    return reply(many(store.list_app_releases(app)))
+def list_app_releases(
+    store: Door, app: TextQuery = None, limit: LimitQuery = 1000, after: AfterName = None
+) -> Response:
+    """At most ``limit`` (1..10,000) per page, by app and then by creation; the next page
+    is ``after`` the last one's ``APP@RELEASE``."""
+    return reply(many(store.list_app_releases(app, limit=limit, after=after)))
 
 
 @router.post(

@@ -10,7 +10,15 @@ from pydantic import Field, model_validator
 
 from registry.models import Heartbeat
 from registry.server.deps import Door, reply
-from registry.server.routes.params import INT32_MAX, INT64_MAX, TextQuery, many, storable
+from registry.server.routes.params import (
+    INT32_MAX,
+    INT64_MAX,
+    AfterName,
+    LimitQuery,
+    TextQuery,
+    many,
+    storable,
+)
 
 router = APIRouter(tags=["fleet"])
 
@@ -40,5 +48,9 @@ def heartbeat(beat: Beat, store: Door) -> Response:
     response_model=list[Heartbeat],
     summary="The last heartbeat of every resolver (of one model)",
 )
-def fleet(store: Door, model: TextQuery = None) -> Response:
-    return reply(many(store.fleet(model)))
+def fleet(
+    store: Door, model: TextQuery = None, limit: LimitQuery = 1000, after: AfterName = None
+) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``after`` the last
+    resolver id."""
+    return reply(many(store.fleet(model, limit=limit, after=after)))

@@ -55,6 +55,16 @@ def storable(value: Any) -> Any:
 StoredText = Annotated[str, AfterValidator(storable)]
 TextQuery = Annotated[StoredText | None, Query()]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+# The cursors of the lists: the last name (or id, or sequence number) of the page before.
+AfterName = Annotated[
+    StoredText | None, Query(description="The cursor: the last key of the page before")
+]
+SinceQuery = Annotated[
+    int, Query(ge=0, le=INT64_MAX, description="The cursor: events after this sequence number")
+]
+AfterId = Annotated[
+    int, Query(ge=0, le=INT64_MAX, description="The cursor: the last id of the page before")
+]
 
 
 class Body(BaseModel):

@@ -20,6 +20,7 @@ from registry.server.routes.params import (
     INT64_MAX,
     MAX_LIMIT,
     LimitQuery,
+    SinceQuery,
     StoredText,
     TextQuery,
     many,
@@ -37,8 +38,10 @@ class ProductionAt(BaseModel):
 @router.get(
     "/history/{name:path}", response_model=list[Event], summary="A model's events, oldest first"
 )
-def history(name: str, store: Door) -> Response:
-    return reply(many(store.history(name)))
+def history(name: str, store: Door, since: SinceQuery = 0, limit: LimitQuery = 1000) -> Response:
+    """At most ``limit`` (1..10,000) events after ``since``; the next page is ``since`` the
+    last one's seq."""
+    return reply(many(store.history(name, since=since, limit=limit)))
 
 
 @router.get(

@@ -30,7 +30,9 @@ from registry.release_models import Check, Replica, ReplicaState
 from registry.server.deps import Door, reply
 from registry.server.routes.params import (
     INT64_MAX,
+    AfterId,
     Body,
+    LimitQuery,
     StoredText,
     TextQuery,
     VersionPath,
@@ -131,8 +133,12 @@ def get_policy(name: str, store: Door) -> Response:
     response_model=list[PolicyVersion],
     summary="Every stored policy version, oldest first",
 )
-def policy_history(name: str, store: Door) -> Response:
-    return reply(many([_document(r) for r in store.policy_history(name)]))
+def policy_history(
+    name: str, store: Door, limit: LimitQuery = 1000, after: AfterId = 0
+) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``after`` the last version."""
+    records = store.policy_history(name, limit=limit, after=after)
+    return reply(many([_document(r) for r in records]))
 
 
 @router.put("/policy/{name:path}", response_model=PolicyVersion, summary="Store a new policy")

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from registry.release_models import RollbackPlan
 from registry.server.deps import Door, reply
-from registry.server.routes.params import INT32_MAX, StoredText, many
+from registry.server.routes.params import INT32_MAX, AfterName, LimitQuery, StoredText, many
 
 router = APIRouter(tags=["release"])
 
@@ -41,5 +41,9 @@ def rollback_plan(name: str, store: Door, to: ToQuery = None) -> Response:
     response_model=list[RollbackPlan],
     summary="The rollback plan of every model (or of the named ones), by name",
 )
-def rollback_plans(store: Door, name: NamesQuery = None) -> Response:
-    return reply(many(store.rollback_plans(name)))
+def rollback_plans(
+    store: Door, name: NamesQuery = None, limit: LimitQuery = 1000, after: AfterName = None
+) -> Response:
+    """The named models' plans; without names, at most ``limit`` (1..10,000) models per
+    page, the next page ``after`` the last name."""
+    return reply(many(store.rollback_plans(name, limit=limit, after=after)))

@@ -18,7 +18,9 @@ from registry.models import ArtifactRef, ErasureRequest, SubjectLineage, Subject
 from registry.server.deps import Door, reply
 from registry.server.routes.params import (
     INT32_MAX,
+    AfterId,
     Body,
+    LimitQuery,
     StoredText,
     TextQuery,
     VersionNumber,
@@ -91,9 +93,16 @@ def request_erasure(body: ErasureCreate, store: Door) -> Response:
     summary="Erasure requests, oldest first (open ones; the items of one model)",
 )
 def erasures(
-    store: Door, open_only: Annotated[bool, Query()] = False, model: TextQuery = None
+    store: Door,
+    open_only: Annotated[bool, Query()] = False,
+    model: TextQuery = None,
+    limit: LimitQuery = 1000,
+    after: AfterId = 0,
 ) -> Response:
-    return reply(many(store.erasures(open_only=open_only, model=model)))
+    """At most ``limit`` (1..10,000) per page, filtered first; the next page is ``after``
+    the last id."""
+    found = store.erasures(open_only=open_only, model=model, limit=limit, after=after)
+    return reply(many(found))
 
 
 @router.post(

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.server.deps import Door, reply
+from registry.server.routes.params import AfterId, LimitQuery
 from registry.webhooks import Delivery, Webhook
 
 router = APIRouter(tags=["webhooks"])
@@ -54,9 +55,10 @@ def add_webhook(body: WebhookCreate, store: Door) -> Response:
     return reply(WebhookCreated(webhook=webhook, secret=secret), 201)
 
 
-@router.get("/webhooks", response_model=list[Webhook], summary="Every subscription, by id")
-def list_webhooks(store: Door) -> Response:
-    webhooks: list[BaseModel] = [*store.list_webhooks()]
+@router.get("/webhooks", response_model=list[Webhook], summary="Subscriptions by id")
+def list_webhooks(store: Door, limit: LimitQuery = 1000, after: AfterId = 0) -> Response:
+    """At most ``limit`` (1..10,000) per page; the next page is ``after`` the last id."""
+    webhooks: list[BaseModel] = [*store.list_webhooks(limit=limit, after=after)]
     return reply(webhooks)
 
 

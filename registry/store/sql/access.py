@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.auth import Role, Scope, Token, check_token_name, new_secret, secret_hash
 from registry.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from registry.models import check_name_page
 from registry.store.sql.common import NOTIFY, utcnow
 from registry.store.sql.engine import Database
 from registry.store.sql.schema_access import replies_table, tokens_table
@@ -92,10 +93,13 @@ class AccessMixin:
             raise Conflict(f"a token named {name!r} exists (revoked names stay taken)") from exc
         return self._token(name), secret
 
-    def list_tokens(self) -> list[Token]:
+    def list_tokens(self, *, limit: int = 1000, after: str | None = None) -> list[Token]:
+        check_name_page(limit, after, "a token name")
+        query = select(*_TOKEN_COLUMNS).order_by(tokens_table.c.name).limit(limit)
+        if after is not None:
+            query = query.where(tokens_table.c.name > after)
         with self.db.read() as conn:
-            rows = conn.execute(select(*_TOKEN_COLUMNS).order_by(tokens_table.c.name))
-            return [_token(row) for row in rows]
+            return [_token(row) for row in conn.execute(query)]
 
     def revoke_token(self, name: str) -> Token:
         check_token_name(name)

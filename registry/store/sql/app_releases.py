@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
@@ -21,6 +21,7 @@ from registry.models import (
     check_alias,
     check_app,
     check_model_name,
+    check_name_page,
     check_release,
     check_version,
 )
@@ -96,11 +97,24 @@ class AppReleasesMixin(Recorder):
             raise NotFound(f"app release {app}@{release} not found")
         return found[0]
 
-    def list_app_releases(self, app: str | None = None) -> list[AppRelease]:
+    def list_app_releases(
+        self, app: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[AppRelease]:
         if app is not None:
             check_app(app)
+        check_name_page(limit, after, "an app release (APP@RELEASE)")
         with self.db.read() as conn:
-            return _releases(conn, app, None)
+            if after is None:
+                return _releases(conn, app, None, limit=limit)
+            last_app, _, last_release = after.partition("@")
+            last = conn.execute(
+                select(_ar.c.app, _ar.c.id).where(
+                    _ar.c.app == last_app, _ar.c.release == last_release
+                )
+            ).first()
+            if last is None:
+                raise InvalidInput(f"after: no app release {after!r}")
+            return _releases(conn, app, None, limit=limit, after=(last.app, last.id))
 
     def bind_app_release(
         self,
@@ -267,8 +281,17 @@ def _upsert_binding(
     )
 
 
-def _releases(conn: Connection, app: str | None, release: str | None) -> list[AppRelease]:
-    query = select(_ar).order_by(_ar.c.app, _ar.c.id)
+def _releases(
+    conn: Connection,
+    app: str | None,
+    release: str | None,
+    *,
+    limit: int | None = None,
+    after: tuple[str, int] | None = None,
+) -> list[AppRelease]:
+    query = select(_ar).order_by(_ar.c.app, _ar.c.id).limit(limit)
+    if after is not None:
+        query = query.where(tuple_(_ar.c.app, _ar.c.id) > tuple_(*after))
     if app is not None:
         query = query.where(_ar.c.app == app)
     if release is not None:

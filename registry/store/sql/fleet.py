@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.errors import InvalidInput
-from registry.models import Heartbeat, check_model_name
+from registry.models import Heartbeat, check_model_name, check_name_page
 from registry.store.sql.engine import Database
 from registry.store.sql.schema_fleet import heartbeats_table
 
@@ -42,10 +42,20 @@ class FleetMixin:
         with self.db.write() as conn:
             conn.execute(_UPSERTS[self.db.dialect], beat.model_dump())
 
-    def fleet(self, name: str | None = None) -> list[Heartbeat]:
-        query = select(*_COLUMNS).order_by(*_ORDER)
+    def fleet(
+        self, name: str | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[Heartbeat]:
+        check_name_page(limit, after, "a resolver id")
+        query = select(*_COLUMNS).order_by(*_ORDER).limit(limit)
         if name is not None:
             check_model_name(name)
             query = query.where(heartbeats_table.c.model == name)
         with self.db.read() as conn:
+            if after is not None:
+                # The cursor names a row; the page goes on after that row's place in
+                # the order (a resolver's model, ref and region do not change).
+                last = conn.execute(select(*_ORDER).where(_ORDER[-1] == after)).first()
+                if last is None:
+                    raise InvalidInput(f"after: no resolver {after!r} has reported")
+                query = query.where(tuple_(*_ORDER) > tuple_(*last))
             return [Heartbeat.model_validate(row._asdict()) for row in conn.execute(query)]

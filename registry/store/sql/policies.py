@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select
 from registry.errors import Conflict, GateRefused, InvalidInput, NotFound
 from registry.models import (
     Stage,
+    check_id_page,
     check_model_name,
     check_version,
 )
@@ -68,11 +69,17 @@ class PoliciesMixin(Recorder):
             ).first()
         return _policy_record(name, row)
 
-    def policy_history(self, name: str) -> list[PolicyRecord]:
+    def policy_history(self, name: str, *, limit: int = 1000, after: int = 0) -> list[PolicyRecord]:
         check_model_name(name)
+        check_id_page(limit, after)
         with self.db.read() as conn:
             model = _model_id(conn, name)
-            rows = conn.execute(select(_p).where(_p.c.model_id == model).order_by(_p.c.version))
+            rows = conn.execute(
+                select(_p)
+                .where(_p.c.model_id == model, _p.c.version > after)
+                .order_by(_p.c.version)
+                .limit(limit)
+            )
             return [_policy_record(name, row) for row in rows]
 
     def set_policy(self, name: str, policy: ReleasePolicy, *, reason: str) -> PolicyRecord:

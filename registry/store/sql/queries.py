@@ -81,14 +81,16 @@ class QueriesMixin:
             row = conn.execute(_FEED_MARKS).one()
         return int(row[0] or 0), int(row[1] or 0)
 
-    def history(self, name: str) -> list[Event]:
+    def history(self, name: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
         check_model_name(name)
+        check_event_page(since, limit, None)
         with self.db.read() as conn:
             model_id = require_model(conn, name)
             rows = conn.execute(
                 select(*EVENT_COLUMNS)
-                .where(events_table.c.model_id == model_id)
+                .where(events_table.c.model_id == model_id, events_table.c.seq > since)
                 .order_by(events_table.c.seq)
+                .limit(limit)
             )
             return [event_from_row(r) for r in rows]
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 
 from registry.errors import NotFound
-from registry.models import check_model_name, check_version
+from registry.models import check_model_name, check_plan_names, check_version
 from registry.release import gates
 from registry.release.decision import Decision
 from registry.release.policy import Gate, ReleasePolicy
@@ -50,22 +50,30 @@ class RollbackPlanMixin(Recorder):
             (model,) = _models(conn, [name])
             return _plan(conn, model, to, explain=True)
 
-    def rollback_plans(self, names: Sequence[str] | None = None) -> list[RollbackPlan]:
-        wanted = None if names is None else [check_model_name(n) for n in dict.fromkeys(names)]
+    def rollback_plans(
+        self, names: Sequence[str] | None = None, *, limit: int = 1000, after: str | None = None
+    ) -> list[RollbackPlan]:
+        wanted = check_plan_names(names, limit, after)
         with self.db.read() as conn:
             # Without the entry's time and actor (a walk of the event log per model):
             # ``modelreg models`` shows only the target and whether it is safe.
-            return [_plan(conn, m, None, explain=False) for m in _models(conn, wanted)]
+            models = _models(conn, wanted, limit=limit, after=after)
+            return [_plan(conn, m, None, explain=False) for m in models]
 
 
 _MODELS = select(_m.c.id, _m.c.name, _m.c.generation).order_by(_m.c.name)
 
 
-def _models(conn: Connection, names: list[str] | None) -> list[LockedModel]:
-    """The named models (``NotFound`` for one that does not exist), or every model that
-    is not a deleted one's tombstone, by name."""
+def _models(
+    conn: Connection, names: list[str] | None, *, limit: int | None = None, after: str | None = None
+) -> list[LockedModel]:
+    """The named models (``NotFound`` for one that does not exist), or a page of the
+    models that are not a deleted one's tombstone, by name."""
     if names is None:
-        rows = conn.execute(_MODELS.where(~_m.c.name.startswith("~"))).all()
+        where = ~_m.c.name.startswith("~")
+        if after is not None:
+            where = and_(where, _m.c.name > after)
+        rows = conn.execute(_MODELS.where(where).limit(limit)).all()
     else:
         rows = conn.execute(_MODELS.where(_m.c.name.in_(names))).all() if names else []
         missing = set(names) - {r.name for r in rows}

@@ -32,6 +32,7 @@ from registry.models import (
     SubjectManifest,
     check_dataset_version,
     check_erasure_request_id,
+    check_id_page,
     check_model_name,
     check_subject_key,
     check_version,
@@ -305,25 +306,38 @@ class SubjectsMixin:
             )
 
     def erasures(
-        self, *, open_only: bool = False, model: str | None = None
+        self,
+        *,
+        open_only: bool = False,
+        model: str | None = None,
+        limit: int = 1000,
+        after: int = 0,
     ) -> list[ErasureRequest]:
+        check_id_page(limit, after)
+        shown: list[ErasureRequest] = []
         with self.db.read() as conn:
-            model_id = None
+            ids = select(_er.c.id).order_by(_er.c.id).limit(limit)
             if model is not None:
                 check_model_name(model)
                 model_id = require_model(conn, model)
-            ids = select(_er.c.id)
-            if model_id is not None:
                 ids = ids.where(
                     _er.c.id.in_(select(_ei.c.request_id).where(_ei.c.model_id == model_id))
                 )
-            requests = _requests(conn, list(conn.execute(ids.order_by(_er.c.id)).scalars()))
-        if model is not None:
-            requests = [
-                r.model_copy(update={"items": tuple(i for i in r.items if i.name == model)})
-                for r in requests
-            ]
-        return [r for r in requests if r.open] if open_only else requests
+            # ``open`` is decided from the items, so a page of ids may hold closed ones:
+            # read on until the page is full of the requests asked for (or they end).
+            while len(shown) < limit:
+                found = list(conn.execute(ids.where(_er.c.id > after)).scalars())
+                for request in _requests(conn, found):
+                    mine = request
+                    if model is not None:
+                        items = tuple(i for i in request.items if i.name == model)
+                        mine = request.model_copy(update={"items": items})
+                    if mine.open or not open_only:
+                        shown.append(mine)
+                if len(found) < limit:
+                    break
+                after = found[-1]
+        return shown[:limit]
 
 
 # ---------------------------------------------------------------- validation

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.errors import Conflict, InvalidInput, NotFound
-from registry.models import MODEL_NAME_RE, Event, check_model_name
+from registry.models import MODEL_NAME_RE, Event, check_id_page, check_model_name
 from registry.store.sql.common import EVENT_COLUMNS, event_from_row, utcnow
 from registry.store.sql.engine import Database
 from registry.store.sql.schema import event_counter_table, events_table
@@ -171,10 +171,14 @@ class WebhooksMixin:
             ).scalar_one()
             return self._webhook(conn, webhook_id), secret
 
-    def list_webhooks(self) -> list[Webhook]:
+    def list_webhooks(self, *, limit: int = 1000, after: int = 0) -> list[Webhook]:
+        check_id_page(limit, after)
         with self.db.read() as conn:
             rows = conn.execute(
-                select(*_WEBHOOK_COLUMNS).where(_W.c.removed_at.is_(None)).order_by(_W.c.id)
+                select(*_WEBHOOK_COLUMNS)
+                .where(_W.c.removed_at.is_(None), _W.c.id > after)
+                .order_by(_W.c.id)
+                .limit(limit)
             )
             return [_webhook(row) for row in rows]
 
