@@ -650,9 +650,11 @@ class GuardedStore(RegistryStore):
             return []
 
         def shown(request: ErasureRequest) -> ErasureRequest | None:
-            # A request is seen through the versions it flags in the token's scopes.
+            # A request is seen through the versions it flags in the token's scopes, and
+            # is open to the token only if one of those still needs a retrain.
             items = tuple(i for i in request.items if self.sees(i.name))
-            return request.model_copy(update={"items": items}) if items else None
+            mine = request.model_copy(update={"items": items})
+            return mine if items and (mine.open or not open_only) else None
 
         return _filled(lambda after: page(limit=limit, after=after), shown, _id, limit, after)
 

@@ -365,7 +365,7 @@ def check_event_page(since: Any, limit: Any, before: Any) -> None:
     _whole(since, "since")
     _whole(before, "before")
     check_limit(limit)
-    if since < 0:
+    if since is None or since < 0:
         raise InvalidInput(f"since must be >= 0, not {since}")
     if before is not None and before < 1:
         raise InvalidInput(f"before must be a sequence number >= 1, not {before}")

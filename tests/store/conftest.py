@@ -72,6 +72,7 @@ HTTP_MODULES = frozenset(
         "test_events",
         "test_lineage",
         "test_fleet",
+        "test_list_cursors",
         "test_lifecycle",
         "test_subjects",
         "test_rollback_plan",

@@ -45,27 +45,6 @@ BAD_LIMITS: list[dict[str, Any]] = [
 ]
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The HTTP variant that tests/store/conftest.py gives the modules in its
-    ``HTTP_MODULES`` (this one is not listed there): each test that reaches the store
-    through ``store`` runs on SQLite, on PostgreSQL and through ``HttpStore``."""
-    if "store" not in metafunc.fixturenames:
-        return
-    given = metafunc.definition.iter_markers("parametrize")
-    if any("via" in str(mark.args[0]) for mark in given):
-        return  # the conftest's hook gave it already
-    metafunc.definition.add_marker(
-        pytest.mark.parametrize(
-            ("backend", "via"),
-            [
-                pytest.param("sqlite", "sql", id="sqlite"),
-                pytest.param("postgres", "sql", id="postgres", marks=pytest.mark.postgres),
-                pytest.param("sqlite", "http", id="http"),
-            ],
-        )
-    )
-
-
 def key(subject: str) -> str:
     """A subject key (any 64 lowercase hex digits)."""
     return hashlib.sha256(subject.encode()).hexdigest()
