@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import tarfile
 import time
 import uuid
@@ -216,15 +217,14 @@ def without_times(change: PointerChange) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- registries
 
 
-@pytest.fixture
-def registry_urls(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+def _registries(folder: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
     """``make(backend)``: a new, migrated, empty registry on "sqlite" or "postgres" (a
-    fresh schema of the session's database), dropped at teardown."""
+    fresh schema of the session's database), dropped when the generator finishes."""
     dropped: list[str] = []
 
     def make(backend: str) -> str:
         if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / f'reg-{uuid.uuid4().hex[:8]}.db'}"
+            url = f"sqlite:///{folder / f'reg-{uuid.uuid4().hex[:8]}.db'}"
         else:
             database = request.getfixturevalue("postgres_database")
             url = database.create_schema("backup")
@@ -237,6 +237,13 @@ def registry_urls(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ca
         database = request.getfixturevalue("postgres_database")
         for url in dropped:
             database.drop_schema(url)
+
+
+@pytest.fixture
+def registry_urls(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """``make(backend)``: a new, migrated, empty registry on "sqlite" or "postgres" (a
+    fresh schema of the session's database), dropped at teardown."""
+    yield from _registries(tmp_path, request)
 
 
 PAIRS = [
@@ -259,16 +266,15 @@ class Restored:
     source_backend: str
 
 
-@pytest.fixture(params=PAIRS)
-def restored(
-    request: pytest.FixtureRequest, registry_urls: Callable[[str], str], tmp_path: Path
+def _restored(
+    backends: tuple[str, str], make: Callable[[str], str], folder: Path
 ) -> Iterator[Restored]:
     """A rich registry on one backend, backed up and restored into an empty one."""
-    source_backend, target_backend = request.param
-    source_url, target_url = registry_urls(source_backend), registry_urls(target_backend)
+    source_backend, target_backend = backends
+    source_url, target_url = make(source_backend), make(target_backend)
     with SqlStore(source_url, actor="builder") as source:
         world = build_world(source)
-        path = tmp_path / "registry.backup"
+        path = folder / "registry.backup"
         made = backup(source_url, path)
         restored_info = restore(path, target_url)
         with SqlStore(target_url, actor="builder") as target:
@@ -277,21 +283,40 @@ def restored(
             )
 
 
+@pytest.fixture(params=PAIRS)
+def restored(
+    request: pytest.FixtureRequest, registry_urls: Callable[[str], str], tmp_path: Path
+) -> Iterator[Restored]:
+    """A restore of its own, for a test that writes to the source or the target."""
+    yield from _restored(request.param, registry_urls, tmp_path)
+
+
+@pytest.fixture(scope="module", params=PAIRS)
+def restored_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Restored]:
+    """One restore per backend pair for the tests that only read it (building the world
+    and backing it up is most of each test's time)."""
+    folder = tmp_path_factory.mktemp("restored")
+    for make in _registries(folder, request):
+        yield from _restored(request.param, make, folder)
+
+
 # ---------------------------------------------------------------- round trips
 
 
-def test_a_restored_registry_gives_every_answer_the_source_gives(restored: Restored) -> None:
-    before = answers(restored.source, restored.world)
+def test_a_restored_registry_gives_every_answer_the_source_gives(restored_once: Restored) -> None:
+    before = answers(restored_once.source, restored_once.world)
 
-    after = answers(restored.target, restored.world)
+    after = answers(restored_once.target, restored_once.world)
 
     for key in before:
         assert after[key] == before[key], key
 
 
-def test_the_world_exercises_what_a_backup_must_carry(restored: Restored) -> None:
+def test_the_world_exercises_what_a_backup_must_carry(restored_once: Restored) -> None:
     """Guards the round-trip test against an empty world: each answer has content."""
-    got = answers(restored.target, restored.world)
+    got = answers(restored_once.target, restored_once.world)
     assert got["production_at"][MODEL] == [None, 1, 2, 3, 2, 2]
     assert {e.kind for e in got["events"]} >= {
         "model.created",
@@ -314,17 +339,19 @@ def test_the_world_exercises_what_a_backup_must_carry(restored: Restored) -> Non
     assert got["lineage"][2] and got["lineage"][1]
 
 
-def test_backup_info_counts_the_rows_of_every_table(restored: Restored) -> None:
-    made, verified = restored.made, verify(restored.path)
+def test_backup_info_counts_the_rows_of_every_table(restored_once: Restored) -> None:
+    made, verified = restored_once.made, verify(restored_once.path)
 
-    assert made.source == {"sqlite": "sqlite", "postgres": "postgresql"}[restored.source_backend]
-    assert verified.tables == made.tables == restored.restored.tables
+    assert (
+        made.source == {"sqlite": "sqlite", "postgres": "postgresql"}[restored_once.source_backend]
+    )
+    assert verified.tables == made.tables == restored_once.restored.tables
     assert verified.schema == made.schema
     assert made.tables and all(count >= 0 for count in made.tables.values())
     assert sum(made.tables.values()) > 0
     assert made.created_at.tzinfo is not None
     assert abs(made.created_at - datetime.now(UTC)) < timedelta(minutes=5)
-    assert verified.path == restored.path
+    assert verified.path == restored_once.path
 
 
 def test_a_rollback_after_restore_makes_the_same_change_as_on_the_source(
@@ -360,27 +387,37 @@ def test_the_restored_registry_keeps_working(restored: Restored) -> None:
         target.create_token("ci", Role.READER)  # names survive: still taken
 
 
-def test_a_token_made_before_the_backup_still_authenticates(restored: Restored) -> None:
+def test_a_token_made_before_the_backup_still_authenticates(restored_once: Restored) -> None:
     for name in ("ci", "reader"):
-        token = restored.target.authenticate(restored.world.token_secrets[name])
-        assert token == restored.source.authenticate(restored.world.token_secrets[name])
+        token = restored_once.target.authenticate(restored_once.world.token_secrets[name])
+        assert token == restored_once.source.authenticate(restored_once.world.token_secrets[name])
         assert token.name == name
     from registry.errors import Unauthenticated
 
     with pytest.raises(Unauthenticated):
-        restored.target.authenticate(restored.world.token_secrets["old"])  # revoked
+        restored_once.target.authenticate(restored_once.world.token_secrets["old"])  # revoked
 
 
 # ---------------------------------------------------------------- refusals
 
 
-@pytest.fixture
-def sqlite_backup(registry_urls: Callable[[str], str], tmp_path: Path) -> Path:
-    url = registry_urls("sqlite")
+@pytest.fixture(scope="module")
+def sqlite_backup_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A backup of the world on SQLite, made once for the module."""
+    folder = tmp_path_factory.mktemp("good-backup")
+    url = f"sqlite:///{folder / 'reg.db'}"
     with SqlStore(url, actor="builder") as store:
         build_world(store)
-    path = tmp_path / "good.backup"
+    path = folder / "good.backup"
     backup(url, path)
+    return path
+
+
+@pytest.fixture
+def sqlite_backup(sqlite_backup_once: Path, tmp_path: Path) -> Path:
+    """A copy of the module's good backup, for this test alone."""
+    path = tmp_path / "good.backup"
+    shutil.copyfile(sqlite_backup_once, path)
     return path
 
 
