@@ -348,9 +348,14 @@ EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 MAX_PAGE = 10_000  # the most one page of any list holds; there is no other cap
 
 
+_INT64_MAX = 2**63 - 1  # the widest integer a database column takes back
+
+
 def _whole(value: Any, what: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInput(f"{what} must be a whole number, not {value!r}")
+    if value is not None and abs(value) > _INT64_MAX:
+        raise InvalidInput(f"{what} is out of range: {value}")
 
 
 def check_limit(limit: Any) -> int:

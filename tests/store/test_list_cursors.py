@@ -489,6 +489,34 @@ def test_bad_pages_are_one_line_of_invalid_input(store: RegistryStore, listing: 
     assert listing.read(store, ALL, listing.first) == before
 
 
+def test_a_cursor_past_64_bits_is_invalid_input_not_a_driver_error(store: RegistryStore) -> None:
+    store.create_model("fraud")
+    huge = 2**64
+    reads: dict[str, Callable[[], object]] = {
+        "history": lambda: store.history("fraud", since=huge),
+        "events since": lambda: store.events(since=huge),
+        "events before": lambda: store.events(before=huge),
+        "versions before": lambda: store.list_versions("fraud", before=huge),
+        "policy history": lambda: store.policy_history("fraud", after=huge),
+        "webhooks": lambda: store.list_webhooks(after=huge),
+        "erasures": lambda: store.erasures(after=huge),
+        "search offset": lambda: store.search("", offset=huge),
+        "impact offset": lambda: store.lineage_impact(dataset="tx@1", offset=huge),
+    }
+
+    answers = {}
+    for what, read in reads.items():
+        try:
+            read()
+        except Exception as exc:  # every outcome is collected, then compared at once
+            answers[what] = (type(exc).__name__, "out of range" in str(exc))
+        else:
+            answers[what] = ("answered", False)
+
+    assert answers == {what: ("InvalidInput", True) for what in reads}
+    assert store.history("fraud", since=2**63 - 1) == []  # the widest cursor still reads
+
+
 def test_more_than_ten_thousand_plan_names_are_invalid_input(store: RegistryStore) -> None:
     store.create_model("fraud")
 
