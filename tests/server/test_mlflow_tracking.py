@@ -131,17 +131,24 @@ def mlflow_env(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     return mlflow
 
 
-def _logged_run(mlflow: Any) -> tuple[str, Any, Any, Any]:
+@pytest.fixture(scope="module")
+def logged_run(world: dict[str, Any]) -> tuple[str, Any, Any, Any]:
     """A run with a scikit-learn model logged under ``model``: (run id, model info,
-    the estimator, rows to predict)."""
+    the estimator, rows to predict). Logged once: each test registers it (by its run
+    URI or its logged-model URI) under a name of its own, and nothing changes the run;
+    ``log_model`` is most of each test's time."""
+    import mlflow
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(7)
     rows = rng.random((60, 3))
     estimator = LogisticRegression().fit(rows, (rows[:, 0] > 0.5).astype(int))
-    with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(estimator, name="model")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", world["tracking"].url)
+        mlflow.set_tracking_uri(world["tracking"].url)
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(estimator, name="model")
     return run.info.run_id, info, estimator, rows
 
 
@@ -154,10 +161,10 @@ def _register(mlflow: Any, registry: str, source: str, name: str) -> Any:
 
 
 def test_a_run_uri_is_read_through_the_tracking_server_into_a_verified_bundle(
-    world: dict[str, Any], mlflow_env: Any
+    world: dict[str, Any], mlflow_env: Any, logged_run: tuple[str, Any, Any, Any]
 ) -> None:
     mlflow = mlflow_env
-    run_id, _info, estimator, rows = _logged_run(mlflow)
+    run_id, _info, estimator, rows = logged_run
     registry = world["servers"]["tracked"].url
     name = f"tracked-{uuid.uuid4().hex[:8]}"
     client, made = _register(mlflow, registry, f"runs:/{run_id}/model", name)
@@ -178,10 +185,10 @@ def test_a_run_uri_is_read_through_the_tracking_server_into_a_verified_bundle(
 
 
 def test_a_logged_model_uri_is_read_through_the_tracking_server(
-    world: dict[str, Any], mlflow_env: Any
+    world: dict[str, Any], mlflow_env: Any, logged_run: tuple[str, Any, Any, Any]
 ) -> None:
     mlflow = mlflow_env
-    _run_id, info, _estimator, _rows = _logged_run(mlflow)
+    _run_id, info, _estimator, _rows = logged_run
     assert info.model_uri.startswith("models:/m-")
     name = f"logged-{uuid.uuid4().hex[:8]}"
     _client, made = _register(mlflow, world["servers"]["tracked"].url, info.model_uri, name)
@@ -193,10 +200,10 @@ def test_a_logged_model_uri_is_read_through_the_tracking_server(
 
 @pytest.mark.parametrize("server", ["untracked", "tracking-down"])
 def test_without_a_reachable_tracking_server_a_run_uri_stays_an_external_reference(
-    world: dict[str, Any], mlflow_env: Any, server: str
+    world: dict[str, Any], mlflow_env: Any, server: str, logged_run: tuple[str, Any, Any, Any]
 ) -> None:
     mlflow = mlflow_env
-    run_id, _info, _estimator, _rows = _logged_run(mlflow)
+    run_id, _info, _estimator, _rows = logged_run
     registry = world["servers"][server].url
     name = f"external-{server}-{uuid.uuid4().hex[:6]}"
     source = f"runs:/{run_id}/model"
