@@ -10,7 +10,9 @@ from flows.rollback import rollback_flow
 from registry import Stage
 
 
-def test_rollback_restores_the_previous_version(released_home: Path) -> None:
+def test_rollback_restores_the_previous_version_and_its_event_names_the_run(
+    released_home: Path,
+) -> None:
     state = rollback_flow(reason="on-call: false positives up", model=MODEL, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
@@ -21,18 +23,13 @@ def test_rollback_restores_the_previous_version(released_home: Path) -> None:
     [last] = [e for e in history(released_home) if e.kind == "rollback"]
     assert last.reason == "on-call: false positives up"
     assert last.details.invalidate  # resolvers switch now, not at their next refresh
-
-
-def test_the_rollback_event_names_the_run_that_moved_it(released_home: Path) -> None:
-    state = rollback_flow(reason="on-call: paged at 3am", model=MODEL, return_state=True)
-    assert state.is_completed(), state.message
-    [event] = [e for e in history(released_home) if e.kind == "rollback"]
+    # The event names the run that moved Production.
     run = flow_run(state)
-    origin = event.details.origin
+    origin = last.details.origin
     assert origin is not None
     assert (origin.flow, origin.run_id, origin.run_name) == ("rollback", str(run.id), run.name)
     assert origin.deployment is None  # called directly, not from a deployment
-    assert event.actor == "flow-tests"
+    assert last.actor == "flow-tests"
 
 
 def test_rollback_to_a_named_version_and_a_refused_one(released_home: Path) -> None:
