@@ -174,6 +174,20 @@ class PostgresDatabase:
                     )
                 ).scalars()
             )
+        # The whole reset as one batch: one round trip per test instead of one per
+        # table and sequence (~35 statements).
+        quote = self.engine.dialect.identifier_preparer.quote
+        self._reset_sql = "; ".join(
+            [
+                *(
+                    f"DELETE FROM {quote(table.name)}"
+                    for table in reversed(metadata.sorted_tables)
+                    if table is not event_counter_table
+                ),
+                *(f"ALTER SEQUENCE {quote(sequence)} RESTART" for sequence in self._sequences),
+                f"UPDATE {quote(event_counter_table.name)} SET seq = 0",
+            ]
+        )
 
     def create_schema(self, prefix: str) -> str:
         """A URL whose connections see only a new, empty schema of this database: a fresh
@@ -194,12 +208,7 @@ class PostgresDatabase:
 
     def reset(self) -> None:
         with self.engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table is not event_counter_table:
-                    conn.execute(table.delete())
-            for sequence in self._sequences:
-                conn.exec_driver_sql(f'ALTER SEQUENCE "{sequence}" RESTART')
-            conn.execute(sa.update(event_counter_table).values(seq=0))
+            conn.exec_driver_sql(self._reset_sql)
 
     def close(self) -> None:
         self.engine.dispose()
