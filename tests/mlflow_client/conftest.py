@@ -1,12 +1,13 @@
 """The real MLflow client (``mlflow-skinny``) against a real ``modelreg server`` process.
 
-One server per test module and backend (SQLite, PostgreSQL), started with an artifact
-folder (``--artifacts``) and two source roots the MLflow API may read from: a local
-folder and an ``s3://`` prefix on the session's moto server (the server process reaches
-it through ``AWS_ENDPOINT_URL``). Tracking stays on a local file store in each test's
-tmp dir; the registry is the server (``mlflow.set_registry_uri``), and the client sends
-the admin token ``ml-ops`` as ``MLFLOW_TRACKING_TOKEN``, so ``ml-ops`` is the actor of
-every change in ``modelreg history``.
+One server per backend (SQLite, PostgreSQL) for the whole package, started with an
+artifact folder (``--artifacts``) and two source roots the MLflow API may read from: a
+local folder and an ``s3://`` prefix on the session's moto server (the server process
+reaches it through ``AWS_ENDPOINT_URL``); every test works on model names of its own.
+Tracking stays on a local file store in each test's tmp dir; the registry is the server
+(``mlflow.set_registry_uri``), and the client sends the admin token ``ml-ops`` as
+``MLFLOW_TRACKING_TOKEN``, so ``ml-ops`` is the actor of every change in ``modelreg
+history``.
 
 The client gets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``: a 5xx is a server bug, and a test
 should fail on it at once instead of retrying for minutes.
@@ -98,9 +99,39 @@ class MlflowServer:
             return store.history(name)
 
 
-@pytest.fixture(scope="module")
+# As tests/conftest.py's (which test modules cannot import reliably).
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="package", params=BACKENDS)
+def mlflow_store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The registry of the package's server on one backend: ``module_store_url`` one
+    scope up, as starting a server per module was most of these tests' time. A module
+    that runs on SQLite only narrows the parameter with ``SQLITE_ONLY``."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("mlflow-registry") / "reg.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    database = request.getfixturevalue("postgres_database")
+    url = database.create_schema("mlflow")
+    yield url
+    database.drop_schema(url)
+
+
+# A module's mark for running on SQLite only (the heavier client flows, whose SQL the
+# two-backend modules already cover); it shares the package's SQLite server.
+SQLITE_ONLY = pytest.mark.parametrize("mlflow_store_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="package")
 def mlflow_server(
-    module_store_url: str,
+    mlflow_store_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     s3_endpoint: str,
     s3_client: Any,
@@ -111,10 +142,10 @@ def mlflow_server(
     outside.mkdir()
     bucket = f"mlflow-src-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
-    with SqlStore(module_store_url, actor="test-admin") as store:
+    with SqlStore(mlflow_store_url, actor="test-admin") as store:
         _made, admin = store.create_token(ACTOR, Role.ADMIN)
     server = ServerProcess(
-        module_store_url,
+        mlflow_store_url,
         root / "server.log",
         args=[
             "--artifacts",
@@ -128,7 +159,7 @@ def mlflow_server(
     ).start()
     try:
         yield MlflowServer(
-            Served(server, module_store_url, admin, {ACTOR: admin}),
+            Served(server, mlflow_store_url, admin, {ACTOR: admin}),
             root / "artifacts",
             sources,
             outside,
@@ -178,7 +209,7 @@ class SavedModel:
         return self.folder.as_uri()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def saved_model(mlflow_server: MlflowServer) -> SavedModel:
     rng = np.random.default_rng(11)
     rows = rng.normal(size=(80, 4))
@@ -208,13 +239,3 @@ def register(client: MlflowClient, name: str, model: SavedModel, count: int = 1)
     server into a verified bundle); the MLflow version strings."""
     client.create_registered_model(name)
     return [client.create_model_version(name, model.uri).version for _ in range(count)]
-
-
-@pytest.fixture(scope="module")
-def sqlite_module_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> str:
-    """A registry of its own for one module, on SQLite only: a module that asks for it as
-    its ``module_store_url`` runs on one backend (the heavier flows, whose SQL the
-    two-backend modules already cover)."""
-    path = tmp_path_factory.mktemp("module") / "reg.db"
-    shutil.copyfile(sqlite_template, path)
-    return f"sqlite:///{path}"

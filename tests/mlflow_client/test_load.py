@@ -23,17 +23,13 @@ from release_facts import make_releasable
 from registry.artifacts.bundle import BUNDLE_FORMAT
 from registry.store.sql import SqlStore
 
-from .conftest import ACTOR, MlflowServer, SavedModel, copy_model, kinds, register
+from .conftest import ACTOR, SQLITE_ONLY, MlflowServer, SavedModel, copy_model, kinds, register
 
-pytestmark = pytest.mark.filterwarnings(
+pytestmark = [
+    SQLITE_ONLY,
     # The stage APIs are deprecated in MLflow (since 2.9) but still what teams call.
-    "ignore:.*is deprecated since 2.9.0:FutureWarning"
-)
-
-
-@pytest.fixture(scope="module")
-def module_store_url(sqlite_module_url: str) -> str:
-    return sqlite_module_url
+    pytest.mark.filterwarnings("ignore:.*is deprecated since 2.9.0:FutureWarning"),
+]
 
 
 def _predicts_as_the_estimator(uri: str, model: SavedModel) -> None:

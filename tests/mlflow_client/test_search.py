@@ -15,12 +15,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import RestException
 
-from .conftest import MlflowServer
+from .conftest import SQLITE_ONLY, MlflowServer
 
-
-@pytest.fixture(scope="module")
-def module_store_url(sqlite_module_url: str) -> str:
-    return sqlite_module_url
+pytestmark = SQLITE_ONLY
 
 
 @dataclass(frozen=True)
