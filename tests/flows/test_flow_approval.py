@@ -35,8 +35,8 @@ from registry import Event
 pytestmark = pytest.mark.slow
 
 # Long enough for the test to see the first pause, resume it, and see the second before
-# the deadline (a few seconds on a busy machine); every second of it is waited out.
-APPROVAL_TIMEOUT_S = 10
+# the deadline (several seconds on a busy machine); every second of it is waited out.
+APPROVAL_TIMEOUT_S = 15
 
 
 @pytest.fixture
